@@ -1,0 +1,302 @@
+"""Event delivery: one object's callbacks run one at a time, in order.
+
+Every object that has callbacks (a connection, a listener, a tcpcom
+``TCPServer``) owns a :class:`SerialExecutor`.  Threads *post* callbacks to
+it; it guarantees
+
+- callbacks of one executor run one at a time, in the order posted;
+- a thread that posts never waits for another object's callback (so a slow
+  or blocking callback cannot deadlock the engine), except for bounded
+  back-pressure, see below;
+- a callback that raises is logged with its traceback and delivery goes on.
+
+How a posted callback gets a thread, the design that keeps the engine near
+the raw-socket floor:
+
+- **Inline fast path.**  A connection's reader thread posts with
+  ``inline=True``.  If the executor is idle it runs the callback right there,
+  on the reader thread: no queue hop, no thread switch.  A slow callback then
+  holds up only its own connection's reading, which TCP flow control turns
+  into back-pressure on that peer -- nothing else stalls.
+- **Queued.**  If another thread is already delivering for this executor, the
+  callback is appended and that thread runs it when it gets there (order
+  kept).  If more than ``max_pending`` batches wait, an inline poster (a
+  reader) waits for room, so memory stays bounded.
+- **Scheduled.**  Posts from threads that must not run user code (listener
+  threads, timers) or when the dispatcher forbids inline delivery are handed
+  to the :class:`Dispatcher`: a small shared pool of worker threads (bounded,
+  idle workers exit), or an :class:`EventPump` that the program drains from
+  its own main loop (GUI programs).
+
+A callback may post to its own executor (delivered after it returns) and may
+call blocking engine methods: none of them waits for a callback to finish.
+"""
+from __future__ import absolute_import
+
+import collections
+import logging
+import threading
+
+from ._compat import get_ident, make_thread, monotonic, queue
+
+log = logging.getLogger("tcpcom.dispatch")
+
+DEFAULT_MAX_PENDING = 256
+_SCHEDULED = object()
+
+
+def call_logged(fn, args):
+    """Call ``fn(*args)``; an exception is logged with its traceback."""
+    try:
+        fn(*args)
+    except Exception:
+        log.exception("callback %s raised; the engine goes on", getattr(fn, "__name__", fn))
+
+
+class Dispatcher(object):
+    """The default: a bounded pool of shared worker threads.
+
+    Workers start on demand, at most ``max_workers`` at once, and end after
+    ``idle_timeout`` seconds without work.  Reader threads deliver inline.
+    """
+
+    inline = True
+
+    def __init__(self, max_workers=16, idle_timeout=2.0, name="tcpcom-dispatch"):
+        self.max_workers = max_workers
+        self.idle_timeout = idle_timeout
+        self.name = name
+        self._cond = threading.Condition(threading.Lock())
+        self._tasks = collections.deque()
+        self._workers = 0
+        self._idle = 0
+        self._seq = 0
+
+    def schedule(self, fn):
+        with self._cond:
+            self._tasks.append(fn)
+            if self._idle:
+                self._cond.notify()
+                return
+            if self._workers >= self.max_workers:
+                return
+            self._workers += 1
+            self._seq += 1
+            name = "%s-%d" % (self.name, self._seq)
+        make_thread(self._work, name).start()
+
+    def _work(self):
+        cond = self._cond
+        tasks = self._tasks
+        while True:
+            with cond:
+                deadline = None
+                while not tasks:
+                    now = monotonic()
+                    if deadline is None:
+                        deadline = now + self.idle_timeout
+                    elif now >= deadline:
+                        self._workers -= 1
+                        return
+                    self._idle += 1
+                    cond.wait(deadline - now)
+                    self._idle -= 1
+                fn = tasks.popleft()
+            call_logged(fn, ())
+
+    @property
+    def worker_count(self):
+        return self._workers
+
+
+class EventPump(object):
+    """A dispatcher the program drains itself, e.g. from a GUI main loop.
+
+    Nothing is delivered until the program calls :meth:`pump`; every
+    callback of every object using this pump then runs on that thread.
+    Reader threads never deliver inline, and stop reading once
+    ``max_pending`` batches wait for a pump (TCP back-pressure).
+    """
+
+    inline = False
+
+    def __init__(self):
+        self._tasks = queue.Queue()
+
+    def schedule(self, fn):
+        self._tasks.put(fn)
+
+    def pump(self, timeout=0):
+        """Deliver what is pending; wait up to ``timeout`` s for the first.
+
+        Returns the number of executor batches run.
+        """
+        n = 0
+        try:
+            fn = self._tasks.get(timeout > 0, timeout if timeout > 0 else None)
+        except queue.Empty:
+            return 0
+        while True:
+            call_logged(fn, ())
+            n += 1
+            try:
+                fn = self._tasks.get_nowait()
+            except queue.Empty:
+                return n
+
+    def pump_until(self, predicate, timeout):
+        """Pump until ``predicate()`` is true or ``timeout`` s passed; returns it."""
+        deadline = monotonic() + timeout
+        while not predicate():
+            left = deadline - monotonic()
+            if left <= 0:
+                return predicate()
+            self.pump(min(left, 0.05))
+        return True
+
+
+_default = [None]
+_default_lock = threading.Lock()
+
+
+def default_dispatcher():
+    """The dispatcher objects use when none is given (created on first use)."""
+    d = _default[0]
+    if d is None:
+        with _default_lock:
+            if _default[0] is None:
+                _default[0] = Dispatcher()
+            d = _default[0]
+    return d
+
+
+def set_default_dispatcher(dispatcher):
+    """Make ``dispatcher`` (e.g. an :class:`EventPump`) the default for objects created later."""
+    _default[0] = dispatcher
+
+
+class SerialExecutor(object):
+    """Runs one object's callbacks one at a time, in the order posted."""
+
+    def __init__(self, dispatcher=None, max_pending=DEFAULT_MAX_PENDING):
+        self.dispatcher = dispatcher or default_dispatcher()
+        self.max_pending = max_pending
+        self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
+        self._queue = collections.deque()
+        self._owner = None  # None: idle; a thread id: delivering; _SCHEDULED
+        self._waiting = 0
+
+    def in_callback(self):
+        """True when the calling thread is delivering this executor's callbacks."""
+        return self._owner == get_ident()
+
+    def post(self, fn, args=(), inline=False, abort=None):
+        """Deliver ``fn(*args)`` after everything posted before it.
+
+        ``inline=True`` lets the calling thread run it (and what follows)
+        itself when the executor is idle; it is also what makes the poster
+        wait for room when too much is pending (``abort()`` ends that wait).
+        """
+        me = get_ident()
+        with self._lock:
+            owner = self._owner
+            if owner is None:
+                if inline and self.dispatcher.inline:
+                    self._owner = me
+                else:
+                    self._queue.append((fn, args))
+                    self._owner = _SCHEDULED
+                    owner = _SCHEDULED
+            else:
+                self._queue.append((fn, args))
+                if not inline or owner == me or len(self._queue) <= self.max_pending:
+                    return
+                self._wait_room(abort)
+                return
+        if owner is _SCHEDULED:
+            self.dispatcher.schedule(self._drain)
+            return
+        self._run_first(fn, args)
+
+    def wait_idle(self, timeout):
+        """Wait up to ``timeout`` s until everything posted so far was delivered.
+
+        Returns at once (False) where waiting could never end: when called
+        from inside one of this executor's callbacks, or when an
+        :class:`EventPump` delivers (the caller may be the pumping thread).
+        """
+        if not self.dispatcher.inline or self.in_callback():
+            return False
+        deadline = monotonic() + timeout
+        with self._lock:
+            self._waiting += 1
+            try:
+                while self._owner is not None:
+                    left = deadline - monotonic()
+                    if left <= 0:
+                        return False
+                    self._room.wait(min(left, 0.05))
+            finally:
+                self._waiting -= 1
+        return True
+
+    def _wait_room(self, abort):
+        # called with the lock held
+        self._waiting += 1
+        try:
+            while len(self._queue) > self.max_pending and self._owner is not None:
+                if abort is not None and abort():
+                    return
+                self._room.wait(0.05)
+        finally:
+            self._waiting -= 1
+
+    def _run_first(self, fn, args):
+        ok = False
+        try:
+            call_logged(fn, args)
+            self._drain_loop()
+            ok = True
+        finally:
+            if not ok:
+                self._release_after_error()
+
+    def _drain(self):
+        with self._lock:
+            self._owner = get_ident()
+        ok = False
+        try:
+            self._drain_loop()
+            ok = True
+        finally:
+            if not ok:
+                self._release_after_error()
+
+    def _drain_loop(self):
+        q = self._queue
+        lock = self._lock
+        while True:
+            lock.acquire()
+            if not q:
+                self._owner = None
+                if self._waiting:
+                    self._room.notify_all()
+                lock.release()
+                return
+            fn, args = q.popleft()
+            if self._waiting and len(q) <= self.max_pending:
+                self._room.notify_all()
+            lock.release()
+            call_logged(fn, args)
+
+    def _release_after_error(self):
+        # A BaseException (KeyboardInterrupt in a pumped main thread) escaped
+        # a callback: hand what is left to the dispatcher, then let it fly.
+        with self._lock:
+            if self._queue:
+                self._owner = _SCHEDULED
+            else:
+                self._owner = None
+                return
+        self.dispatcher.schedule(self._drain)

@@ -1,0 +1,837 @@
+"""The engine: listeners, connections and their threads.
+
+A :class:`Listener` runs one thread that accepts connections; every
+:class:`Connection` runs one thread that reads its socket, splits the bytes
+into messages with a sans-IO framer (:mod:`tcpcom.framing`) and posts them to
+the connection's :class:`~tcpcom.dispatch.SerialExecutor`, which calls the
+handler (see :mod:`tcpcom.dispatch` for how that stays fast and safe).
+
+A handler is either an object with any of these methods::
+
+    class Echo(Handler):
+        def connection_made(self, conn): ...
+        def message_received(self, conn, message): conn.send_message(message)
+        def connection_lost(self, conn, reason): ...   # reason None: closed normally
+
+or a function ``handler(conn, event, data)`` in the style of Q-SYS
+``TcpSocket.EventHandler``, with ``event`` one of ``Connection.CONNECTED``,
+``DATA`` (``data`` is the message), ``CLOSED``, ``ERROR`` (``data`` is the
+exception) and ``TIMEOUT``.
+
+Usage::
+
+    from tcpcom.engine import Listener, connect
+
+    def on_connection(conn):          # called once per accepted connection
+        return Echo()                 # ... and returns its handler
+
+    listener = Listener(0, on_connection, framing="line")
+    client = connect("127.0.0.1", listener.port, handler, framing="line")
+"""
+from __future__ import absolute_import
+
+import codecs
+import errno
+import heapq
+import itertools
+import logging
+import select
+import socket
+import threading
+
+from ._compat import (LOSSLESS_ERRORS, get_ident, integer_types, make_thread, monotonic,
+                      set_keepalive, set_nodelay, string_types, to_bytes, is_addr_in_use)
+from .dispatch import SerialExecutor
+from .framing import DEFAULT_MAX_MESSAGE_SIZE, MessageTooLarge, RawFramer, make_framer
+
+log = logging.getLogger("tcpcom.engine")
+
+RECV_SIZE = 65536
+DEFAULT_SEND_TIMEOUT = 30.0
+DEFAULT_MAX_CONNECTIONS = 4096
+
+_OPEN, _CLOSING, _CLOSED = "open", "closing", "closed"
+
+
+class ConnectionClosedError(socket.error):
+    """Sending on a connection that is closed (or closed during the send)."""
+
+
+class PortInUseError(socket.error):
+    """The listener's port is already taken by another socket."""
+
+
+class ReadTimeout(socket.error):
+    """The peer sent nothing for ``read_timeout`` seconds; the connection was closed."""
+
+
+class SendTimeout(socket.error):
+    """A send made no progress for ``send_timeout`` seconds (the peer stopped reading)."""
+
+
+def check_port(port, allow_zero=True):
+    """Validate a port number with a message that says what is wrong."""
+    if isinstance(port, bool) or not isinstance(port, integer_types):
+        raise TypeError("port must be an int from %d to 65535, not %s %r"
+                        % (0 if allow_zero else 1, type(port).__name__, port))
+    if not (0 if allow_zero else 1) <= port <= 65535:
+        raise ValueError("port must be from %d to 65535 (0 lets the system choose), not %d"
+                         % (0 if allow_zero else 1, port))
+    return port
+
+
+def _check_callable(fn, what):
+    if fn is not None and not callable(fn):
+        raise TypeError("%s must be a function (or None), not %s %r" % (what, type(fn).__name__, fn))
+
+
+class Handler(object):
+    """Base class for connection handlers; override what you need."""
+
+    def __init__(self, conn=None):
+        self.conn = conn
+
+    def connection_made(self, conn):
+        pass
+
+    def message_received(self, conn, message):
+        pass
+
+    def connection_lost(self, conn, reason):
+        pass
+
+
+class FunctionHandler(object):
+    """Adapts a Q-SYS style ``fn(conn, event, data)`` to the handler methods."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def connection_made(self, conn):
+        self.fn(conn, Connection.CONNECTED, None)
+
+    def message_received(self, conn, message):
+        self.fn(conn, Connection.DATA, message)
+
+    def connection_lost(self, conn, reason):
+        if reason is None:
+            self.fn(conn, Connection.CLOSED, None)
+        elif isinstance(reason, ReadTimeout):
+            self.fn(conn, Connection.TIMEOUT, reason)
+        else:
+            self.fn(conn, Connection.ERROR, reason)
+
+
+def _as_handler(handler):
+    if handler is None:
+        return Handler()
+    if hasattr(handler, "message_received") or hasattr(handler, "connection_lost") \
+            or hasattr(handler, "connection_made"):
+        return handler
+    if callable(handler):
+        return FunctionHandler(handler)
+    raise TypeError("a handler must be a function fn(conn, event, data) or an object with "
+                    "connection_made/message_received/connection_lost, not %r" % (handler,))
+
+
+def _true():
+    return True
+
+
+class _Waiter(object):
+    __slots__ = ("event", "value")
+
+    def __init__(self):
+        self.event = threading.Event()
+        self.value = None
+
+
+def wait_readable(sock, timeout):
+    """Wait up to ``timeout`` s for ``sock`` to be readable (or hung up)."""
+    poll = getattr(select, "poll", None)
+    if poll is not None:
+        p = poll()
+        p.register(sock, select.POLLIN | getattr(select, "POLLHUP", 0) | getattr(select, "POLLERR", 0))
+        return bool(p.poll(max(0, int(timeout * 1000 + 0.999))))
+    r, _, _ = select.select([sock], [], [], max(0.0, timeout))
+    return bool(r)
+
+
+class _Watchdog(object):
+    """One shared thread that enforces read and send timeouts by deadline."""
+
+    def __init__(self):
+        self._cond = threading.Condition(threading.Lock())
+        self._heap = []
+        self._seq = itertools.count()
+        self._thread = None
+
+    def watch(self, conn, when):
+        with self._cond:
+            heapq.heappush(self._heap, (when, next(self._seq), conn))
+            if self._thread is None:
+                self._thread = make_thread(self._run, "tcpcom-watchdog")
+                self._thread.start()
+            elif self._heap[0][2] is conn:
+                self._cond.notify()
+
+    def _run(self):
+        cond = self._cond
+        while True:
+            with cond:
+                while True:
+                    now = monotonic()
+                    if not self._heap:
+                        cond.wait(5.0)
+                        if not self._heap:
+                            self._thread = None
+                            return
+                        continue
+                    when, _, conn = self._heap[0]
+                    if when <= now:
+                        heapq.heappop(self._heap)
+                        break
+                    cond.wait(min(when - now, 5.0))
+            try:
+                nxt = conn._check_deadlines(monotonic())
+            except Exception:
+                log.exception("watchdog check failed")
+                nxt = None
+            if nxt is not None:
+                self.watch(conn, nxt)
+
+
+_watchdog = _Watchdog()
+_ids = itertools.count(1)
+_reader_threads = threading.local()
+
+
+def _in_reader_thread():
+    return getattr(_reader_threads, "conn", None) is not None
+
+
+class Connection(object):
+    """One TCP connection, accepted by a :class:`Listener` or made by :func:`connect`.
+
+    Attributes: ``id`` (unique string), ``remote_address``, ``remote_port``,
+    ``local_address``, ``local_port``, ``listener`` (or None), ``handler``
+    (settable at any time), ``read_timeout`` (settable; None or <= 0: never),
+    ``close_reason`` (after it closed: None, or the exception that closed it).
+    """
+
+    CONNECTED = "connected"
+    DATA = "data"
+    CLOSED = "closed"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+
+    def __init__(self, sock, handler=None, framing=b"\0", max_message_size=DEFAULT_MAX_MESSAGE_SIZE,
+                 encoding="utf-8", errors=None, read_timeout=None, send_timeout=DEFAULT_SEND_TIMEOUT,
+                 executor=None, dispatcher=None, listener=None, initial_data=b""):
+        self.sock = sock
+        sock.settimeout(None)
+        set_nodelay(sock)
+        set_keepalive(sock)
+        peer = sock.getpeername()
+        local = sock.getsockname()
+        self.remote_address, self.remote_port = str(peer[0]), int(peer[1])
+        self.local_address, self.local_port = str(local[0]), int(local[1])
+        self.id = "c%d" % next(_ids)
+        self.listener = listener
+        self.framer = make_framer(framing, max_message_size)
+        self.encoding = encoding
+        self.errors = errors or LOSSLESS_ERRORS
+        self._stream_decoder = None
+        if encoding and isinstance(self.framer, RawFramer):
+            self._stream_decoder = codecs.getincrementaldecoder(encoding)(self.errors)
+        self._handler = _as_handler(handler)
+        self.executor = executor or SerialExecutor(dispatcher)
+        self.send_timeout = send_timeout
+        self._read_timeout = read_timeout if read_timeout and read_timeout > 0 else None
+        self._state = _OPEN
+        self._state_lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._sending_since = None
+        self._waiters = []
+        self._cause = None  # why the engine itself closed it (timeouts)
+        self._eof = None  # set by a nested read (request() inside a callback): (reason,)
+        self._initial = initial_data
+        self._last_activity = monotonic()
+        self._done = threading.Event()
+        self._reader = None
+        self.close_reason = None
+
+    def __repr__(self):
+        return "<Connection %s %s:%d %s>" % (self.id, self.remote_address, self.remote_port, self._state)
+
+    # -- handler and options -------------------------------------------------
+
+    @property
+    def handler(self):
+        return self._handler
+
+    @handler.setter
+    def handler(self, handler):
+        self._handler = _as_handler(handler)
+
+    @property
+    def read_timeout(self):
+        return self._read_timeout
+
+    @read_timeout.setter
+    def read_timeout(self, seconds):
+        self._read_timeout = seconds if seconds and seconds > 0 else None
+        self._last_activity = monotonic()
+        if self._read_timeout and self._reader is not None:
+            _watchdog.watch(self, self._last_activity + self._read_timeout)
+
+    @property
+    def is_open(self):
+        return self._state == _OPEN
+
+    @property
+    def info(self):
+        """A dict describing the connection (for logs and the faces)."""
+        return {"id": self.id, "remote_address": self.remote_address, "remote_port": self.remote_port,
+                "local_address": self.local_address, "local_port": self.local_port}
+
+    # -- life cycle ------------------------------------------------------------
+
+    def start(self):
+        """Start the reader thread; the handler gets ``connection_made`` first."""
+        self._reader = make_thread(self._read_loop, "tcpcom-conn-%s" % self.id)
+        self._reader.start()
+        deadlines = [d for d in (self._read_timeout, self.send_timeout) if d]
+        if deadlines:
+            _watchdog.watch(self, monotonic() + min(deadlines))
+        return self
+
+    def close(self):
+        """Close the connection; the handler then gets ``connection_lost(conn, None)``.
+
+        Waits for the reader thread to end, except when called from inside a
+        callback running on a reader thread (it then ends right after).
+        Safe to call twice and from any thread.
+        """
+        self._shutdown(None)
+        reader = self._reader
+        if reader is not None and reader.ident != get_ident() and not _in_reader_thread():
+            reader.join()
+
+    def wait_closed(self, timeout=None):
+        """Block until the connection is closed and ``connection_lost`` was posted."""
+        return self._done.wait(timeout)
+
+    def _shutdown(self, cause):
+        with self._state_lock:
+            if self._state != _OPEN:
+                return False
+            self._state = _CLOSING
+            self._cause = cause
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except (socket.error, OSError):
+            pass
+        if self._reader is None:  # never started: finish here
+            self._finish(cause)
+        return True
+
+    def _is_closing(self):
+        return self._state != _OPEN
+
+    def _check_deadlines(self, now):
+        if self._state != _OPEN:
+            return None
+        nxt = None
+        rt = self._read_timeout
+        if rt:
+            due = self._last_activity + rt
+            if now >= due:
+                self._shutdown(ReadTimeout("no data received for %g s (read timeout)" % rt))
+                return None
+            nxt = due
+        st = self.send_timeout
+        if st:
+            since = self._sending_since
+            if since is not None and now - since >= st:
+                self._shutdown(SendTimeout("a send made no progress for %g s: the peer is not "
+                                           "reading (send timeout)" % st))
+                return None
+            due = (since + st) if since is not None else now + st
+            nxt = due if nxt is None else min(nxt, due)
+        return nxt
+
+    # -- receiving -------------------------------------------------------------
+
+    def _read_loop(self):
+        _reader_threads.conn = self
+        post = self.executor.post
+        abort = self._is_closing
+        reason = None
+        try:
+            post(self._made, (), True, abort)
+            if self._initial:
+                reason = self._on_data(self._initial)
+                self._initial = b""
+            recv = self.sock.recv
+            while reason is None and self._eof is None:
+                try:
+                    data = recv(RECV_SIZE)
+                except (socket.error, OSError) as e:
+                    if self._state == _OPEN:
+                        reason = e
+                    break
+                if not data:
+                    break
+                self._last_activity = monotonic()
+                reason = self._on_data(data)
+        except Exception as e:  # a bug in the engine: never die silently
+            log.exception("reader of %r failed", self)
+            reason = e
+        finally:
+            if self._eof is not None and reason is None:
+                reason = self._eof[0]
+            self._finish(reason)
+
+    def _on_data(self, data):
+        """Frame, decode and post one chunk; returns an exception that ends the connection."""
+        error = None
+        try:
+            messages = self.framer.feed(data)
+        except MessageTooLarge as e:
+            log.error("%r: %s; closing the connection", self, e)
+            messages, error = e.messages, e
+        if self.encoding:
+            if self._stream_decoder is not None:
+                text = self._stream_decoder.decode(messages[0] if messages else b"")
+                messages = [text] if text else []
+            else:
+                enc, errs = self.encoding, self.errors
+                messages = [m.decode(enc, errs) for m in messages]
+        if messages:
+            if self._waiters:
+                self._hand_to_waiters(messages)
+            self.executor.post(self._deliver, (messages,), True, self._is_closing)
+        return error
+
+    def _hand_to_waiters(self, messages):
+        with self._state_lock:
+            for m in messages:
+                if not self._waiters:
+                    break
+                w = self._waiters.pop(0)
+                w.value = m
+                w.event.set()
+
+    def _made(self):
+        self._handler.connection_made(self)
+
+    def _deliver(self, messages):
+        cb = self._handler.message_received
+        for m in messages:
+            try:
+                cb(self, m)
+            except Exception:
+                log.exception("message handler of %r raised; the engine goes on", self)
+
+    def _lost(self, reason):
+        # The listener's slot is freed here, on the executor, so a connection
+        # accepted next cannot have its events delivered before this one's end.
+        if self.listener is not None:
+            self.listener._connection_done(self)
+        self._handler.connection_lost(self, reason)
+
+    def _finish(self, reason):
+        with self._state_lock:
+            if self._state == _CLOSED:
+                return
+            self._state = _CLOSED
+            if reason is None or isinstance(reason, (socket.error, OSError)) and self._cause is not None:
+                reason = self._cause if self._cause is not None else reason
+            waiters, self._waiters = self._waiters, []
+        try:
+            self.sock.close()
+        except (socket.error, OSError):
+            pass
+        for w in waiters:
+            w.event.set()
+        self.close_reason = reason
+        if reason is not None and not isinstance(reason, (ReadTimeout, MessageTooLarge)):
+            log.debug("%r closed: %s", self, reason)
+        self.executor.post(self._lost, (reason,), True, _true)
+        self._done.set()
+
+    # -- sending ---------------------------------------------------------------
+
+    def send(self, data):
+        """Send text (encoded) or bytes exactly as given, no framing added."""
+        self._sendall(to_bytes(data, self.encoding or "utf-8"))
+
+    def send_message(self, message):
+        """Send one message: text (encoded) or bytes, followed by the framing's delimiter.
+
+        Concurrent senders never interleave; raises :class:`ConnectionClosedError`
+        when the connection is (or gets) closed.
+        """
+        if message is None:
+            raise TypeError("cannot send None: pass text or bytes")
+        self._sendall(self.framer.encode(to_bytes(message, self.encoding or "utf-8")))
+
+    def _sendall(self, data):
+        if self._state != _OPEN:
+            raise ConnectionClosedError("connection %s to %s:%d is closed; connect again before sending"
+                                        % (self.id, self.remote_address, self.remote_port))
+        with self._send_lock:
+            self._sending_since = monotonic()
+            try:
+                self.sock.sendall(data)
+            except (socket.error, OSError) as e:
+                cause = self._cause
+                self._shutdown(e)
+                raise ConnectionClosedError("sending to %s:%d failed: %s"
+                                            % (self.remote_address, self.remote_port, cause or e))
+            finally:
+                self._sending_since = None
+
+    def request(self, message, timeout):
+        """Send ``message`` and return the next message received, or None after ``timeout`` s.
+
+        The reply is still delivered to the handler as usual.  Works from any
+        thread, including from inside this connection's own callbacks.
+        """
+        w = _Waiter()
+        with self._state_lock:
+            if self._state != _OPEN:
+                return None
+            self._waiters.append(w)
+        try:
+            self.send_message(message)
+        except ConnectionClosedError:
+            self._drop_waiter(w)
+            raise
+        if self._reader is not None and self._reader.ident == get_ident():
+            self._read_nested(w, timeout)
+        else:
+            w.event.wait(timeout)
+        self._drop_waiter(w)
+        return w.value
+
+    def _drop_waiter(self, w):
+        with self._state_lock:
+            if w in self._waiters:
+                self._waiters.remove(w)
+
+    def _read_nested(self, waiter, timeout):
+        # request() from a callback on our own reader thread: nobody else will
+        # read the socket, so read it here until the reply comes.
+        deadline = monotonic() + timeout
+        while not waiter.event.is_set() and self._eof is None:
+            left = deadline - monotonic()
+            if left <= 0 or not wait_readable(self.sock, left):
+                return
+            try:
+                data = self.sock.recv(RECV_SIZE)
+            except (socket.error, OSError) as e:
+                self._eof = (e if self._state == _OPEN else None,)
+                return
+            if not data:
+                self._eof = (None,)
+                return
+            self._last_activity = monotonic()
+            error = self._on_data(data)
+            if error is not None:
+                self._eof = (error,)
+
+
+def open_socket(host, port, timeout=None):
+    """Connect a TCP socket; returns ``(sock, seconds the handshake took)``.
+
+    Raises ``socket.gaierror`` for a name that does not resolve and
+    ``socket.error`` (e.g. ECONNREFUSED) when nobody listens.
+    """
+    check_port(port, allow_zero=False)
+    if not isinstance(host, string_types):
+        raise TypeError("host must be a string such as '127.0.0.1', not %r" % (host,))
+    timeout = timeout if timeout and timeout > 0 else None
+    error = None
+    for family, kind, proto, _, address in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+        sock = socket.socket(family, kind, proto)
+        sock.settimeout(timeout)
+        start = monotonic()  # after the name lookup: the handshake alone
+        try:
+            sock.connect(address)
+        except (socket.error, OSError) as e:
+            sock.close()
+            error = e
+            continue
+        took = monotonic() - start
+        sock.settimeout(None)
+        return sock, took
+    raise error or socket.error("cannot resolve %r" % (host,))
+
+
+def probe_hangup(sock, wait):
+    """Watch a fresh connection for ``wait`` s: did the server close it at once?
+
+    This is how a single-client server (tcpcom's) refuses a second client.
+    Returns ``(hung_up, data)``; ``data`` holds any bytes that arrived
+    instead, to be fed to the connection first.
+    """
+    if not wait_readable(sock, wait):
+        return False, b""
+    try:
+        data = sock.recv(RECV_SIZE)
+    except (socket.error, OSError):
+        return True, b""
+    return (not data), data
+
+
+def connect(host, port, handler=None, timeout=10.0, **options):
+    """Open an outgoing connection and start it; returns the :class:`Connection`.
+
+    ``options`` are those of :class:`Connection` (framing, encoding,
+    read_timeout, max_message_size, dispatcher, ...).
+    """
+    sock, _ = open_socket(host, port, timeout)
+    try:
+        conn = Connection(sock, handler, **options)
+    except Exception:
+        sock.close()
+        raise
+    return conn.start()
+
+
+class Listener(object):
+    """Accepts TCP connections on a port, each with its own :class:`Connection`.
+
+    ``on_connection(conn)`` is called for every accepted connection, before
+    any of its data; it returns the connection's handler (a handler object,
+    or a Q-SYS style function), or sets ``conn.handler`` itself and returns
+    None.  A handler class works too: ``Listener(0, EchoHandler)``.
+
+    Options: ``host`` ('' = all interfaces, '127.0.0.1' = this machine
+    only), ``framing`` (a delimiter, ``"line"``, ``"raw"``/None),
+    ``max_connections`` (more are accepted and closed at once, and
+    ``on_refused(address)`` is called), ``read_timeout`` (close a connection
+    idle that long), ``send_timeout``, ``max_message_size``, ``encoding``
+    (None delivers bytes), ``serialize`` (True: the handlers of all
+    connections share one executor, so they never run concurrently),
+    ``on_closed()`` (after :meth:`close`, once every thread has ended),
+    ``dispatcher``.
+
+    The socket is bound in the constructor, so ``port`` is known at once
+    (pass 0 to let the system choose); :class:`PortInUseError` if it is taken.
+    """
+
+    def __init__(self, port=0, on_connection=None, host="", framing=b"\0",
+                 max_message_size=DEFAULT_MAX_MESSAGE_SIZE, max_connections=DEFAULT_MAX_CONNECTIONS,
+                 read_timeout=None, send_timeout=DEFAULT_SEND_TIMEOUT, encoding="utf-8", errors=None,
+                 serialize=False, on_refused=None, on_closed=None, dispatcher=None, executor=None,
+                 backlog=128, start=True):
+        check_port(port)
+        _check_callable(on_connection, "on_connection")
+        _check_callable(on_refused, "on_refused")
+        _check_callable(on_closed, "on_closed")
+        make_framer(framing, max_message_size)  # fail early on a bad framing
+        self.on_connection = on_connection
+        self.on_refused = on_refused
+        self.on_closed = on_closed
+        self.host = host
+        self.options = dict(framing=framing, max_message_size=max_message_size, encoding=encoding,
+                            errors=errors, read_timeout=read_timeout, send_timeout=send_timeout)
+        self.max_connections = max_connections
+        self.dispatcher = dispatcher
+        self.executor = executor or SerialExecutor(dispatcher)
+        self.serialize = serialize
+        self._conns = {}
+        self._lock = threading.Lock()
+        self._closing = False
+        self._active = 1  # the accept thread, plus one per live connection
+        self._thread = None
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen(backlog)
+        except (socket.error, OSError) as e:
+            sock.close()
+            if is_addr_in_use(e):
+                raise PortInUseError(errno.EADDRINUSE, "port %d is already in use: stop the other "
+                                     "program or choose another port" % port)
+            raise
+        self.sock = sock
+        self.port = sock.getsockname()[1]
+        if start:
+            self.start()
+
+    def __repr__(self):
+        return "<Listener %s:%d%s>" % (self.host or "*", self.port, " closed" if self._closing else "")
+
+    def start(self):
+        if self._thread is None:
+            self._thread = make_thread(self._accept_loop, "tcpcom-listen-%d" % self.port)
+            self._thread.start()
+        return self
+
+    @property
+    def connections(self):
+        """A snapshot list of the open connections."""
+        with self._lock:
+            return list(self._conns.values())
+
+    @property
+    def is_closed(self):
+        return self._closing
+
+    def _accept_loop(self):
+        self.sock.settimeout(1.0)  # a fallback wake-up where shutdown() does not end accept()
+        backoff = 0.0
+        try:
+            while not self._closing:
+                try:
+                    sock, addr = self.sock.accept()
+                except socket.timeout:
+                    continue
+                except (socket.error, OSError) as e:
+                    if self._closing:
+                        break
+                    code = getattr(e, "errno", None)
+                    if code in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                        backoff = min(max(backoff * 2, 0.01), 0.5)
+                        log.error("listener on port %d cannot accept: %s; retrying in %.2f s",
+                                  self.port, e, backoff)
+                        self._post_refused(None, e)
+                        threading.Event().wait(backoff)
+                        continue
+                    log.warning("listener on port %d: accept failed: %s", self.port, e)
+                    continue
+                backoff = 0.0
+                self._accepted(sock, addr)
+        finally:
+            try:
+                self.sock.close()
+            except (socket.error, OSError):
+                pass
+            self._release()
+
+    def _accepted(self, sock, addr):
+        with self._lock:
+            refuse = self._closing or len(self._conns) >= self.max_connections
+        if refuse:
+            self._refuse(sock)
+            if not self._closing:
+                self._post_refused(addr, None)
+            return
+        try:
+            conn = Connection(sock, None, listener=self,
+                              executor=self.executor if self.serialize else None,
+                              dispatcher=self.dispatcher, **self.options)
+        except (socket.error, OSError) as e:  # the peer left before we looked
+            log.debug("accepted connection vanished: %s", e)
+            self._refuse(sock)
+            return
+        with self._lock:
+            self._conns[conn.id] = conn
+            self._active += 1
+        conn._handler = _PendingHandler(self, conn)
+        conn.start()
+
+    @staticmethod
+    def _refuse(sock):
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except (socket.error, OSError):
+            pass
+        sock.close()
+
+    def _post_refused(self, addr, error):
+        if self.on_refused is not None:
+            self.executor.post(self.on_refused, (addr, error) if error is not None else (addr,))
+        elif addr is not None:
+            log.warning("listener on port %d refused %s: %d connections is the maximum",
+                        self.port, addr[0], self.max_connections)
+
+    def _connection_done(self, conn):
+        with self._lock:
+            self._conns.pop(conn.id, None)
+        self._release()
+
+    def _release(self):
+        with self._lock:
+            self._active -= 1
+            last = self._active == 0
+        if last and self.on_closed is not None:
+            self.executor.post(self.on_closed, ())
+
+    def close(self):
+        """Stop accepting and close every connection; safe to call twice.
+
+        Returns once the accept thread and every connection's reader have
+        ended (from inside a callback on a reader thread: without waiting).
+        ``on_closed`` is posted when the last of them is done.
+        """
+        with self._lock:
+            if self._closing:
+                first = False
+            else:
+                self._closing = first = True
+        if first:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except (socket.error, OSError):
+                pass
+        for conn in self.connections:
+            conn.close()
+        t = self._thread
+        if t is not None and t.ident != get_ident() and not _in_reader_thread():
+            t.join()
+        elif t is None and first:
+            self.sock.close()
+            self._release()
+
+
+class _PendingHandler(object):
+    """Stands in until the listener's ``on_connection`` has chosen the handler."""
+
+    def __init__(self, listener, conn):
+        self.listener = listener
+        self.conn = conn
+
+    def connection_made(self, conn):
+        # Runs on the connection's executor; the listener-level callback runs
+        # on the listener's executor (one at a time across connections), and
+        # this connection's events wait until it has chosen the handler.
+        done = threading.Event()
+        if conn.executor is self.listener.executor:  # serialize=True: we already hold it
+            self._choose(done)
+        else:
+            self.listener.executor.post(self._choose, (done,))
+            while not done.wait(0.05):
+                if conn._state != _OPEN:
+                    break
+        h = conn._handler
+        if h is not self:
+            h.connection_made(conn)
+
+    def _choose(self, done):
+        conn = self.conn
+        try:
+            fn = self.listener.on_connection
+            result = fn(conn) if fn is not None else None
+            if result is not None:
+                conn.handler = result
+            elif conn._handler is self:
+                conn.handler = None
+        except Exception:
+            log.exception("on_connection raised; closing %r", conn)
+            conn._handler = Handler()
+            conn._shutdown(None)
+        finally:
+            done.set()
+
+    def message_received(self, conn, message):
+        pass
+
+    def connection_lost(self, conn, reason):
+        pass

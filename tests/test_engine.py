@@ -1,0 +1,385 @@
+"""The public engine: multi-connection listener, handlers, framing, dispatch."""
+import logging
+import socket
+import threading
+
+import pytest
+
+from helpers import DEADLINE, engine_threads, raw_client, recv_until, wait_until
+from tcpcom.dispatch import EventPump, SerialExecutor
+from tcpcom.engine import (Connection, ConnectionClosedError, Handler, Listener, PortInUseError,
+                           ReadTimeout, connect)
+
+
+class Log(Handler):
+    """Records every handler call; wait() with a deadline."""
+
+    def __init__(self, conn=None):
+        Handler.__init__(self, conn)
+        self.calls = []
+        self.cond = threading.Condition()
+        self.active = 0
+        self.overlap = False
+
+    def _add(self, item):
+        with self.cond:
+            self.active += 1
+            self.overlap = self.overlap or self.active > 1
+            self.calls.append(item)
+            self.cond.notify_all()
+            self.active -= 1
+
+    def connection_made(self, conn):
+        self._add(("made", conn.id))
+
+    def message_received(self, conn, message):
+        self._add(("msg", message))
+
+    def connection_lost(self, conn, reason):
+        self._add(("lost", reason))
+
+    def messages(self):
+        return [m for k, m in self.calls if k == "msg"]
+
+    def wait(self, pred, timeout=DEADLINE):
+        with self.cond:
+            ok = self.cond.wait_for(lambda: pred(self.calls), timeout)
+        assert ok, "timed out; calls: %r" % (self.calls,)
+        return self.calls
+
+
+def lost(calls):
+    return any(k == "lost" for k, _ in calls)
+
+
+@pytest.fixture
+def echo_listener():
+    class Echo(Handler):
+        def message_received(self, conn, message):
+            conn.send_message(message)
+    lst = Listener(0, Echo, host="127.0.0.1")
+    yield lst
+    lst.close()
+
+
+def test_many_connections_each_with_its_own_handler(echo_listener):
+    clients = []
+    for i in range(20):
+        h = Log()
+        clients.append((connect("127.0.0.1", echo_listener.port, h), h))
+    for round_ in range(5):
+        for i, (c, h) in enumerate(clients):
+            c.send_message("c%d-r%d" % (i, round_))
+    for i, (c, h) in enumerate(clients):
+        h.wait(lambda calls: len([1 for k, _ in calls if k == "msg"]) >= 5)
+        assert h.messages() == ["c%d-r%d" % (i, r) for r in range(5)]
+    assert len(echo_listener.connections) == 20
+    ids = set(c.id for c in echo_listener.connections)
+    assert len(ids) == 20
+    for c, h in clients:
+        c.close()
+        assert h.calls[-1] == ("lost", None)
+
+
+def test_qsys_style_event_function():
+    events = []
+    done = threading.Event()
+
+    def socket_handler(conn, event, data):
+        events.append((event, data))
+        if event == Connection.DATA:
+            conn.send(data.upper() + "\n")
+        if event in (Connection.CLOSED, Connection.ERROR, Connection.TIMEOUT):
+            done.set()
+
+    def on_connection(conn):  # like TcpSocketServer.EventHandler
+        conn.read_timeout = 10
+        conn.handler = socket_handler
+    lst = Listener(0, on_connection, host="127.0.0.1", framing="line")
+    try:
+        s = raw_client(lst.port)
+        s.sendall(b"hello\r\nworld\n")
+        assert recv_until(s, 2, b"\n") == b"HELLO\nWORLD\n"
+        s.close()
+        assert done.wait(DEADLINE)
+        assert events == [("connected", None), ("data", "hello"), ("data", "world"), ("closed", None)]
+    finally:
+        lst.close()
+
+
+def test_connection_info(echo_listener):
+    h = Log()
+    c = connect("127.0.0.1", echo_listener.port, h)
+    wait_until(lambda: echo_listener.connections)
+    server_side = echo_listener.connections[0]
+    assert server_side.remote_address == "127.0.0.1"
+    assert server_side.remote_port == c.local_port
+    assert server_side.local_port == echo_listener.port
+    assert c.remote_port == echo_listener.port
+    assert server_side.info["id"] == server_side.id
+    assert server_side.listener is echo_listener
+    c.close()
+
+
+def test_raw_framing_delivers_text_decoded_incrementally():
+    got = Log()
+    lst = Listener(0, lambda conn: got, host="127.0.0.1", framing=None)
+    try:
+        s = raw_client(lst.port)
+        data = u"\u00e4\u00f6\u00fc\U0001F600".encode("utf-8")
+        for i in range(len(data)):  # one byte at a time: characters split across reads
+            s.sendall(data[i:i + 1])
+        got.wait(lambda calls: "".join(m for k, m in calls if k == "msg") == u"\u00e4\u00f6\u00fc\U0001F600")
+        s.close()
+    finally:
+        lst.close()
+
+
+def test_bytes_mode_and_invalid_utf8_is_lossless():
+    got_bytes, got_text = Log(), Log()
+    lb = Listener(0, lambda conn: got_bytes, host="127.0.0.1", encoding=None)
+    lt = Listener(0, lambda conn: got_text, host="127.0.0.1")
+    try:
+        for lst in (lb, lt):
+            s = raw_client(lst.port)
+            s.sendall(b"\xff\xfeok\0")
+            s.close()
+        got_bytes.wait(lambda c: got_bytes.messages())
+        got_text.wait(lambda c: got_text.messages())
+        assert got_bytes.messages() == [b"\xff\xfeok"]
+        text = got_text.messages()[0]
+        assert text.encode("utf-8", "surrogateescape") == b"\xff\xfeok"
+    finally:
+        lb.close()
+        lt.close()
+
+
+def test_max_connections_refuses_cleanly_with_an_event():
+    refused = []
+    ev = threading.Event()
+    lst = Listener(0, Log, host="127.0.0.1", max_connections=2,
+                   on_refused=lambda addr: (refused.append(addr), ev.set()))
+    try:
+        a, b = raw_client(lst.port), raw_client(lst.port)
+        wait_until(lambda: len(lst.connections) == 2)
+        c = raw_client(lst.port)
+        assert ev.wait(DEADLINE)
+        assert c.recv(10) == b""  # closed at once
+        assert refused[0][0] == "127.0.0.1"
+        a.close()
+        wait_until(lambda: len(lst.connections) == 1)
+        d = raw_client(lst.port)
+        wait_until(lambda: len(lst.connections) == 2)
+        for s in (b, c, d):
+            s.close()
+    finally:
+        lst.close()
+
+
+def test_read_timeout_closes_an_idle_connection():
+    h = Log()
+    lst = Listener(0, lambda conn: h, host="127.0.0.1", read_timeout=0.1)
+    try:
+        s = raw_client(lst.port)
+        calls = h.wait(lost)
+        assert isinstance(calls[-1][1], ReadTimeout)
+        assert s.recv(10) == b""
+        s.close()
+    finally:
+        lst.close()
+
+
+def test_serialize_runs_handlers_one_at_a_time():
+    state = {"active": 0, "max": 0, "n": 0}
+    lock = threading.Lock()
+    done = threading.Event()
+
+    class Slow(Handler):
+        def message_received(self, conn, message):
+            with lock:
+                state["active"] += 1
+                state["max"] = max(state["max"], state["active"])
+            threading.Event().wait(0.002)
+            with lock:
+                state["active"] -= 1
+                state["n"] += 1
+                if state["n"] == 40:
+                    done.set()
+    lst = Listener(0, Slow, host="127.0.0.1", serialize=True)
+    try:
+        socks = [raw_client(lst.port) for _ in range(4)]
+        for s in socks:
+            s.sendall(b"x\0" * 10)
+        assert done.wait(DEADLINE)
+        assert state["max"] == 1
+    finally:
+        lst.close()
+
+
+def test_slow_handler_of_one_connection_does_not_stall_another(echo_listener):
+    release = threading.Event()
+    blocked = threading.Event()
+
+    class Blocking(Handler):
+        def message_received(self, conn, message):
+            blocked.set()
+            release.wait(DEADLINE)
+    lst = Listener(0, Blocking, host="127.0.0.1")
+    try:
+        s = raw_client(lst.port)
+        s.sendall(b"block\0")
+        assert blocked.wait(DEADLINE)
+        h = Log()
+        c = connect("127.0.0.1", echo_listener.port, h)
+        assert c.request("ping", DEADLINE) == "ping"  # the echo listener still serves
+        c.close()
+    finally:
+        release.set()
+        lst.close()
+
+
+def test_port_in_use_raises():
+    lst = Listener(0, None, host="127.0.0.1")
+    try:
+        with pytest.raises(PortInUseError) as info:
+            Listener(lst.port, None, host="127.0.0.1")
+        assert "in use" in str(info.value)
+    finally:
+        lst.close()
+
+
+def test_send_on_closed_connection_raises_clear_error(echo_listener):
+    c = connect("127.0.0.1", echo_listener.port, Log())
+    c.close()
+    with pytest.raises(ConnectionClosedError) as info:
+        c.send_message("x")
+    assert "closed" in str(info.value)
+
+
+def test_close_ends_all_threads_and_on_closed_fires():
+    closed = threading.Event()
+    before = engine_threads()
+    lst = Listener(0, Log, host="127.0.0.1", on_closed=closed.set)
+    socks = [raw_client(lst.port) for _ in range(5)]
+    wait_until(lambda: len(lst.connections) == 5)
+    lst.close()
+    assert engine_threads() == before
+    assert closed.wait(DEADLINE)
+    for s in socks:
+        assert s.recv(10) == b""
+        s.close()
+    lst.close()  # twice is fine
+
+
+def test_handler_exception_is_logged_and_connection_goes_on(caplog):
+    class Bad(Handler):
+        def message_received(self, conn, message):
+            if message == "bad":
+                raise ValueError("oops")
+            conn.send_message(message)
+    lst = Listener(0, Bad, host="127.0.0.1")
+    try:
+        c = connect("127.0.0.1", lst.port, Log())
+        with caplog.at_level(logging.ERROR, logger="tcpcom"):
+            c.send_message("bad")
+            assert c.request("good", DEADLINE) == "good"
+        assert "oops" in caplog.text
+        c.close()
+    finally:
+        lst.close()
+
+
+def test_on_connection_that_raises_closes_that_connection(caplog):
+    def boom(conn):
+        raise RuntimeError("factory failed")
+    lst = Listener(0, boom, host="127.0.0.1")
+    try:
+        with caplog.at_level(logging.ERROR, logger="tcpcom"):
+            s = raw_client(lst.port)
+            assert s.recv(10) == b""
+        assert "factory failed" in caplog.text
+        s.close()
+    finally:
+        lst.close()
+
+
+def test_event_pump_delivers_on_the_pumping_thread(echo_listener):
+    pump = EventPump()
+    h = Log()
+    threads = []
+    orig = h.message_received
+
+    def rec(conn, message):
+        threads.append(threading.current_thread())
+        orig(conn, message)
+    h.message_received = rec
+    c = connect("127.0.0.1", echo_listener.port, h, dispatcher=pump)
+    c.send_message("a")
+    c.send_message("b")
+    assert pump.pump_until(lambda: len(h.messages()) == 2, DEADLINE)
+    assert h.messages() == ["a", "b"]
+    assert set(threads) == {threading.current_thread()}
+    c.close()
+    pump.pump_until(lambda: lost(h.calls), DEADLINE)
+    assert h.calls[-1] == ("lost", None)
+
+
+def test_request_from_inside_own_callback_does_not_deadlock(echo_listener):
+    answers = []
+
+    class Asker(Handler):
+        def message_received(self, conn, message):
+            if message == "start":
+                answers.append(conn.request("inner", DEADLINE))
+            answers.append(message)
+    h = Asker()
+    c = connect("127.0.0.1", echo_listener.port, h)
+    c.send_message("start")
+    wait_until(lambda: len(answers) == 3)
+    assert answers == ["inner", "start", "inner"]
+    c.close()
+
+
+def test_executor_order_and_reentrant_post():
+    ex = SerialExecutor()
+    out = []
+    done = threading.Event()
+
+    def first():
+        ex.post(out.append, ("nested",))
+        out.append("first")
+    ex.post(first)
+    ex.post(out.append, ("second",))
+    ex.post(done.set)
+    assert done.wait(DEADLINE)
+    assert out == ["first", "second", "nested"]
+
+
+def test_executor_back_pressure_bounds_the_queue():
+    pump = EventPump()
+    ex = SerialExecutor(pump, max_pending=5)
+    posted = []
+
+    def reader():
+        for i in range(20):
+            ex.post(lambda: None, (), True, lambda: False)
+            posted.append(i)
+    t = threading.Thread(target=reader)
+    t.start()
+    wait_until(lambda: len(posted) >= 5)
+    t.join(0.1)
+    assert t.is_alive() and len(posted) <= 7  # waiting for room, not queueing without bound
+    while t.is_alive():
+        pump.pump(0.05)
+    assert len(posted) == 20
+
+
+def test_connect_unresolvable_and_refused():
+    with pytest.raises(socket.gaierror):
+        connect("no-such-host.invalid", 80, Log())
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    with pytest.raises(socket.error):
+        connect("127.0.0.1", port, Log())
