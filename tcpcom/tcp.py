@@ -1,0 +1,411 @@
+"""The TigerJython face: ``TCPServer`` and ``TCPClient``.
+
+Same names, arguments and states as TigerJython's tcpcom, written on the
+engine (:mod:`tcpcom.engine`): a message is the text as UTF-8 followed by one
+``\\0`` byte on the wire, so both sides interoperate with the original.
+"""
+from __future__ import absolute_import, print_function
+
+import logging
+import socket
+import threading
+
+from ._compat import binary_type, string_types, text_type
+from ._version import __version__
+from .dispatch import SerialExecutor
+from .engine import (ConnectionClosedError, Listener, Connection, PortInUseError, _check_callable,
+                     check_port, open_socket, probe_hangup)
+from .framing import DEFAULT_MAX_MESSAGE_SIZE
+
+#: seconds ``connect(0)`` waits for the TCP handshake (the original waited forever)
+DEFAULT_CONNECT_TIMEOUT = 10.0
+#: seconds terminate()/disconnect() wait for their last event to be delivered
+EVENT_WAIT = 5.0
+
+
+def _verbose(obj, prefix, logger, msg, *args):
+    text = msg % args if args else msg
+    logger.debug(text)
+    if obj.isVerbose:
+        print("   %s-> %s" % (prefix, text))
+
+
+def _ignore(state, msg):
+    pass
+
+
+def _delimiter(endOfBlock):
+    if isinstance(endOfBlock, (text_type, binary_type)) and endOfBlock:
+        return endOfBlock
+    raise TypeError("endOfBlock must be a non-empty str or bytes (default '\\0'), not %r" % (endOfBlock,))
+
+
+def getIPAddress():
+    """This machine's IPv4 address on the local network ('127.0.0.1' if none is found)."""
+    candidates = []
+    try:
+        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
+            candidates.append(info[4][0])
+    except (socket.error, OSError):
+        pass
+    for ip in candidates:
+        if not ip.startswith("127."):
+            return ip
+    return "127.0.0.1"
+
+
+class TCPServer(object):
+    """A TCP server for one client at a time (TigerJython tcpcom).
+
+    ``TCPServer(port, stateChanged, isVerbose=False)``; the third positional
+    argument may also be ``endOfBlock``, the message delimiter.  Listening
+    starts at once; ``stateChanged(state, msg)`` is called with:
+
+    - ``PORT_IN_USE`` (msg: the port) -- the port is taken; the server is terminated;
+    - ``LISTENING`` (msg: the port) -- waiting for a client, again after each client left;
+    - ``CONNECTED`` (msg: the client's IP address);
+    - ``MESSAGE`` (msg: the text received);
+    - ``TERMINATED`` (msg: "") -- after ``terminate()``.
+
+    A second client while one is connected is accepted and closed at once
+    (its TCPClient reports ``SERVER_OCCUPIED``).  Extensions: ``host``
+    (e.g. '127.0.0.1' to accept only local clients), ``maxMessageSize``,
+    ``dispatcher``; port 0 lets the system choose, see ``getPort()``.
+    """
+
+    PORT_IN_USE = "PORT_IN_USE"
+    CONNECTED = "CONNECTED"
+    LISTENING = "LISTENING"
+    TERMINATED = "TERMINATED"
+    MESSAGE = "MESSAGE"
+    isVerbose = False
+    _log = logging.getLogger("tcpcom.server")
+
+    def __init__(self, port, stateChanged, endOfBlock=b"\0", isVerbose=False, host="",
+                 maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE, dispatcher=None):
+        if isinstance(endOfBlock, bool):  # TCPServer(port, stateChanged, True)
+            endOfBlock, isVerbose = b"\0", endOfBlock
+        check_port(port)
+        _check_callable(stateChanged, "stateChanged")
+        self.endOfBlock = _delimiter(endOfBlock)
+        self.isVerbose = bool(isVerbose)
+        self.stateChanged = stateChanged or _ignore
+        self._executor = SerialExecutor(dispatcher)
+        self._terminated = False
+        self._timeout = None
+        self.port = port
+        self._listener = None
+        try:
+            self._listener = Listener(
+                port, self._on_connection, host=host, framing=self.endOfBlock,
+                max_message_size=maxMessageSize, max_connections=1, serialize=True,
+                executor=self._executor, on_refused=self._on_refused, on_closed=self._on_closed,
+                dispatcher=dispatcher, start=False)
+        except PortInUseError as e:
+            self._terminated = True
+            self._debug("%s", e)
+            self._executor.post(self._emit, (self.PORT_IN_USE, str(port)))
+            return
+        self.port = self._listener.port
+        self._executor.post(self._emit, (self.LISTENING, str(self.port)))
+        self._listener.start()
+        self._debug("listening on port %d", self.port)
+
+    def __repr__(self):
+        return "<TCPServer port %d%s>" % (self.port, " terminated" if self._terminated else "")
+
+    def _debug(self, msg, *args):
+        _verbose(self, "TCPServer", self._log, msg, *args)
+
+    def _emit(self, state, msg):
+        if state != self.MESSAGE:
+            self._debug("state %s (%s)", state, msg)
+        self.stateChanged(state, msg)
+
+    # engine callbacks (all on this server's executor: one at a time, in order)
+
+    def _on_connection(self, conn):
+        return _ServerSide(self)
+
+    def _on_refused(self, addr, error=None):
+        if addr is not None:
+            self._debug("refused %s: a client is already connected", addr[0])
+
+    def _on_closed(self):
+        self._emit(self.TERMINATED, "")
+
+    def _current(self):
+        listener = self._listener
+        if listener is not None:
+            for conn in listener.connections:
+                if conn.is_open:
+                    return conn
+        return None
+
+    # the TigerJython API
+
+    def sendMessage(self, msg):
+        """Send ``msg`` (text, or bytes) to the connected client; nothing if none is connected."""
+        if msg is None:
+            raise TypeError("sendMessage(None): pass the text to send")
+        conn = self._current()
+        if conn is None:
+            self._log.warning("sendMessage(%r): no client is connected, nothing was sent", msg)
+            return
+        try:
+            conn.send_message(msg)
+        except ConnectionClosedError as e:
+            self._log.warning("sendMessage(%r) failed: %s", msg, e)
+
+    def disconnect(self):
+        """Close the connection to the client; the server goes on LISTENING."""
+        conn = self._current()
+        if conn is not None:
+            self._debug("disconnecting %s", conn.remote_address)
+            conn.close()
+
+    def terminate(self):
+        """Close the connection and stop listening; the port is free when this returns.
+
+        Safe to call twice, at any time, from any thread or callback.
+        """
+        if self._listener is None:
+            self._terminated = True
+            return
+        if not self._terminated:
+            self._debug("terminating")
+        self._terminated = True
+        self._listener.close()
+        self._executor.wait_idle(EVENT_WAIT)  # TERMINATED is delivered before we return
+
+    def isConnected(self):
+        """True while a client is connected."""
+        return self._current() is not None
+
+    def isTerminated(self):
+        """True after ``terminate()`` or when the port was in use."""
+        return self._terminated
+
+    def setTimeout(self, timeout):
+        """Disconnect a client that sends nothing for ``timeout`` s (``<= 0``: never)."""
+        self._timeout = timeout if timeout and timeout > 0 else None
+        if self._listener is not None:
+            self._listener.options["read_timeout"] = self._timeout
+        conn = self._current()
+        if conn is not None:
+            conn.read_timeout = self._timeout
+
+    def getPort(self):
+        """The port the server listens on (the real one when created with port 0)."""
+        return self.port
+
+    def loopForever(self):
+        """Block until Ctrl-C (or until the server is terminated), then terminate."""
+        try:
+            while not self._terminated:
+                threading.Event().wait(0.5)
+        except KeyboardInterrupt:
+            pass
+        self.terminate()
+
+    @staticmethod
+    def getVersion():
+        return __version__
+
+    @staticmethod
+    def getIPAddress():
+        return getIPAddress()
+
+
+class _ServerSide(object):
+    """The engine handler of a TCPServer's one connection."""
+
+    def __init__(self, server):
+        self.server = server
+
+    def connection_made(self, conn):
+        self.server._emit(TCPServer.CONNECTED, conn.remote_address)
+
+    def message_received(self, conn, message):
+        self.server.stateChanged(TCPServer.MESSAGE, message)
+
+    def connection_lost(self, conn, reason):
+        server = self.server
+        if reason is not None:
+            server._debug("connection to %s ended: %s", conn.remote_address, reason)
+        if not server._terminated:
+            server._emit(TCPServer.LISTENING, str(server.port))
+
+
+class TCPClient(object):
+    """A TCP client (TigerJython tcpcom).
+
+    ``TCPClient(ipAddress, port, stateChanged, isVerbose=False)``; nothing
+    happens until ``connect()``.  ``stateChanged(state, msg)`` is called with
+    ``CONNECTING``, ``CONNECTION_FAILED``, ``CONNECTED``, ``SERVER_OCCUPIED``
+    (msg: "ip:port" for these four), ``DISCONNECTED`` (msg: "") and
+    ``MESSAGE`` (msg: the text received).
+
+    Extensions: ``occupiedWait`` -- seconds ``connect()`` watches a fresh
+    connection for the hang-up of an occupied server (default: derived from
+    the measured handshake time, see ``getOccupiedWait``); ``endOfBlock``,
+    ``maxMessageSize``, ``dispatcher``.
+    """
+
+    CONNECTING = "CONNECTING"
+    SERVER_OCCUPIED = "SERVER_OCCUPIED"
+    CONNECTION_FAILED = "CONNECTION_FAILED"
+    CONNECTED = "CONNECTED"
+    DISCONNECTED = "DISCONNECTED"
+    MESSAGE = "MESSAGE"
+    isVerbose = False
+    _log = logging.getLogger("tcpcom.client")
+
+    #: bounds of the automatic occupied wait, and its multiple of the handshake time
+    OCCUPIED_WAIT_MIN = 0.002
+    OCCUPIED_WAIT_MAX = 2.0
+    OCCUPIED_WAIT_FACTOR = 25
+
+    def __init__(self, ipAddress, port, stateChanged, isVerbose=False, endOfBlock=b"\0",
+                 occupiedWait=None, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE, dispatcher=None):
+        if not isinstance(ipAddress, string_types):
+            raise TypeError("ipAddress must be a string such as '127.0.0.1', not %r" % (ipAddress,))
+        check_port(port, allow_zero=False)
+        _check_callable(stateChanged, "stateChanged")
+        self.ipAddress = ipAddress
+        self.port = port
+        self.stateChanged = stateChanged or _ignore
+        self.isVerbose = bool(isVerbose)
+        self.endOfBlock = _delimiter(endOfBlock)
+        self.occupiedWait = occupiedWait
+        self.maxMessageSize = maxMessageSize
+        self._executor = SerialExecutor(dispatcher)
+        self._conn = None
+        self._connecting = False
+        self._lastWait = None
+
+    def __repr__(self):
+        return "<TCPClient %s:%d%s>" % (self.ipAddress, self.port, " connected" if self.isConnected() else "")
+
+    def _debug(self, msg, *args):
+        _verbose(self, "TCPClient", self._log, msg, *args)
+
+    def _emit(self, state, msg):
+        if state != self.MESSAGE:
+            self._debug("state %s (%s)", state, msg)
+        self.stateChanged(state, msg)
+
+    def _post(self, state, msg):
+        self._executor.post(self._emit, (state, msg), True)
+
+    def connect(self, timeout=0):
+        """Connect; True once connected, False after CONNECTION_FAILED or SERVER_OCCUPIED.
+
+        ``timeout`` (s) bounds the TCP handshake; 0 means 10 s.
+        """
+        if self.isConnected():
+            return True
+        where = "%s:%d" % (self.ipAddress, self.port)
+        self._connecting = True
+        try:
+            self._post(self.CONNECTING, where)
+            try:
+                sock, took = open_socket(self.ipAddress, self.port,
+                                         timeout if timeout and timeout > 0 else DEFAULT_CONNECT_TIMEOUT)
+            except (socket.error, OSError) as e:
+                self._debug("connection to %s failed: %s", where, e)
+                self._post(self.CONNECTION_FAILED, where)
+                return False
+            wait = self.getOccupiedWait(took)
+            hung_up, data = probe_hangup(sock, wait)
+            if hung_up:
+                sock.close()
+                self._debug("%s closed the connection within %.1f ms: occupied", where, wait * 1000)
+                self._post(self.SERVER_OCCUPIED, where)
+                return False
+            try:
+                conn = Connection(sock, _ClientSide(self), framing=self.endOfBlock,
+                                  max_message_size=self.maxMessageSize,
+                                  executor=self._executor, initial_data=data)
+            except (socket.error, OSError) as e:  # reset between the probe and here
+                sock.close()
+                self._debug("connection to %s lost at once: %s", where, e)
+                self._post(self.SERVER_OCCUPIED, where)
+                return False
+            self._conn = conn
+        finally:
+            self._connecting = False
+        self._post(self.CONNECTED, where)
+        conn.start()
+        return True
+
+    def getOccupiedWait(self, handshake=None):
+        """Seconds ``connect()`` watches for an occupied server's hang-up.
+
+        ``occupiedWait`` if set, else ``OCCUPIED_WAIT_FACTOR`` times the
+        measured handshake time, kept between ``OCCUPIED_WAIT_MIN`` and
+        ``OCCUPIED_WAIT_MAX``.  Without an argument: the last wait used.
+        """
+        if handshake is None:
+            return self._lastWait
+        if self.occupiedWait is not None:
+            wait = self.occupiedWait
+        else:
+            wait = min(self.OCCUPIED_WAIT_MAX, max(self.OCCUPIED_WAIT_MIN, self.OCCUPIED_WAIT_FACTOR * handshake))
+        self._lastWait = wait
+        return wait
+
+    def sendMessage(self, msg, responseTime=0):
+        """Send ``msg``; with ``responseTime > 0`` wait that long for the reply and return it.
+
+        Returns None when not waiting, on timeout, or when not connected.
+        """
+        if msg is None:
+            raise TypeError("sendMessage(None): pass the text to send")
+        conn = self._conn
+        if conn is None or not conn.is_open:
+            self._log.warning("sendMessage(%r): not connected, nothing was sent; call connect() first", msg)
+            return None
+        try:
+            if responseTime and responseTime > 0:
+                return conn.request(msg, responseTime)
+            conn.send_message(msg)
+        except ConnectionClosedError as e:
+            self._log.warning("sendMessage(%r) failed: %s", msg, e)
+        return None
+
+    def disconnect(self):
+        """Close the connection; DISCONNECTED follows.  Safe to call twice."""
+        conn = self._conn
+        if conn is not None:
+            conn.close()
+            self._executor.wait_idle(EVENT_WAIT)  # DISCONNECTED is delivered before we return
+
+    def isConnecting(self):
+        """True while ``connect()`` is trying to connect."""
+        return self._connecting
+
+    def isConnected(self):
+        """True while connected (False after SERVER_OCCUPIED or DISCONNECTED)."""
+        conn = self._conn
+        return conn is not None and conn.is_open
+
+    @staticmethod
+    def getVersion():
+        return __version__
+
+
+class _ClientSide(object):
+    def __init__(self, client):
+        self.client = client
+
+    def connection_made(self, conn):
+        pass
+
+    def message_received(self, conn, message):
+        self.client.stateChanged(TCPClient.MESSAGE, message)
+
+    def connection_lost(self, conn, reason):
+        if reason is not None:
+            self.client._debug("connection ended: %s", reason)
+        self.client._emit(TCPClient.DISCONNECTED, "")
