@@ -1,0 +1,212 @@
+"""Every sample and the command line, run as a user would run them."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from helpers import DEADLINE, raw_client, recv_until
+from tcpcom import TCPClient, TCPServer
+from tcpcom._version import __version__
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLES = os.path.join(ROOT, "samples")
+ENV = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           PYTHONIOENCODING="utf-8", PYTHONUNBUFFERED="1")
+
+
+class Proc(object):
+    """A child process whose stdout lines are collected by a thread."""
+
+    def __init__(self, args, stdin=None):
+        self.p = subprocess.Popen([sys.executable] + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                                  env=ENV, cwd=ROOT)
+        self.lines = []
+        self.cond = threading.Condition()
+        if stdin is not None:
+            self.p.stdin.write(stdin.encode("utf-8"))
+            self.p.stdin.close()
+        self.t = threading.Thread(target=self._read)
+        self.t.daemon = True
+        self.t.start()
+
+    def _read(self):
+        for raw in self.p.stdout:
+            with self.cond:
+                self.lines.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
+                self.cond.notify_all()
+
+    def wait_line(self, pattern, timeout=DEADLINE):
+        rx = re.compile(pattern)
+        with self.cond:
+            ok = self.cond.wait_for(lambda: any(rx.search(l) for l in self.lines), timeout)
+            assert ok, "no line matching %r in %r" % (pattern, self.lines)
+            return [rx.search(l) for l in self.lines if rx.search(l)][0]
+
+    def finish(self, timeout=DEADLINE):
+        try:
+            code = self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            raise
+        self.t.join(timeout)
+        return code
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+
+
+def test_cli_demo_runs_and_exits_by_itself():
+    p = Proc(["-m", "tcpcom", "demo"])
+    assert p.finish() == 0
+    text = "\n".join(p.lines)
+    for state in ("LISTENING", "CONNECTING", "CONNECTED", "MESSAGE", "DISCONNECTED", "TERMINATED"):
+        assert state in text
+    assert "returned 'got: Hello'" in text
+    assert u"Gr\u00fcezi" in text
+
+
+def test_cli_version_and_help():
+    out = subprocess.check_output([sys.executable, "-m", "tcpcom", "--version"], env=ENV, cwd=ROOT)
+    assert __version__ in out.decode()
+    out = subprocess.check_output([sys.executable, "-m", "tcpcom", "--help"], env=ENV, cwd=ROOT)
+    assert b"demo" in out and b"server" in out and b"client" in out
+
+
+def test_cli_server_prints_events_and_echoes():
+    # find a free port, then give it to the CLI (it prints the events it gets)
+    probe = TCPServer(0, lambda s, m: None, host="127.0.0.1")
+    port = probe.getPort()
+    probe.terminate()
+    p = Proc(["-m", "tcpcom", "server", str(port), "--echo", "--host", "127.0.0.1"])
+    try:
+        p.wait_line("LISTENING")
+        s = raw_client(port)
+        s.sendall(u"hallo \u00e4\0".encode("utf-8"))
+        assert recv_until(s, 1) == u"hallo \u00e4\0".encode("utf-8")
+        p.wait_line(u"MESSAGE +hallo \u00e4")
+        s.close()
+        p.p.send_signal(signal.SIGINT)
+        assert p.finish() == 0
+        p.wait_line("TERMINATED")
+    finally:
+        p.kill()
+
+
+def test_cli_client_sends_typed_lines():
+    got = []
+    ev = threading.Event()
+
+    def cb(state, msg):
+        if state == "MESSAGE":
+            got.append(msg)
+            srv.sendMessage("ack " + msg)
+            if len(got) == 2:
+                ev.set()
+    srv = TCPServer(0, cb, host="127.0.0.1")
+    try:
+        p = Proc(["-m", "tcpcom", "client", "127.0.0.1", str(srv.getPort())], stdin="eins\nzwei\n")
+        assert ev.wait(DEADLINE)
+        assert got == ["eins", "zwei"]
+        assert p.finish() == 0
+        assert "CONNECTED" in "\n".join(p.lines)
+    finally:
+        srv.terminate()
+
+
+def start_echo_sample():
+    p = Proc([os.path.join(SAMPLES, "echo_server.py"), "0"])
+    port = int(p.wait_line(r"LISTENING (\d+)").group(1))
+    return p, port
+
+
+def test_sample_echo_server_and_request_client():
+    p, port = start_echo_sample()
+    try:
+        q = Proc([os.path.join(SAMPLES, "request_client.py"), "127.0.0.1", str(port), "eins", u"zw\u00f6i"])
+        assert q.finish() == 0
+        text = "\n".join(q.lines)
+        assert "asked 'eins', got 'eins'" in text
+        assert u"got 'zw\u00f6i'" in text
+        p.wait_line("MESSAGE eins")
+        p.p.send_signal(signal.SIGINT)  # loopForever ends on Ctrl-C and terminates
+        assert p.finish() == 0
+        p.wait_line("TERMINATED")
+    finally:
+        p.kill()
+
+
+def test_sample_chat_pair():
+    r, w = os.pipe()  # the server's keyboard
+    server = subprocess.Popen([sys.executable, os.path.join(SAMPLES, "chat_server.py"), "0"], stdin=r,
+                              stdout=subprocess.PIPE, env=ENV, cwd=ROOT)
+    os.close(r)
+    client = None
+    try:
+        port = int(re.search(rb"LISTENING (\d+)", server.stdout.readline()).group(1))
+        client = Proc([os.path.join(SAMPLES, "chat_client.py"), "127.0.0.1", str(port), str(DEADLINE)],
+                      stdin=u"hi there\nsch\u00f6n\n")
+        assert server.stdout.readline().startswith(b"CONNECTED")
+        assert server.stdout.readline() == b"client says: hi there\n"
+        assert server.stdout.readline() == u"client says: sch\u00f6n\n".encode("utf-8")
+        os.write(w, b"bye\n")
+        os.close(w)  # the server's input ends: it terminates, the client sees it go
+        assert server.wait(DEADLINE) == 0
+        assert client.finish() == 0
+        assert client.lines[-2:] == ["server says: bye", "DISCONNECTED "]
+    finally:
+        for p in (server, client and client.p):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+        server.stdout.close()
+
+
+def test_sample_chat_server_sends_typed_lines_to_client():
+    # The server side reads stdin; here it gets its lines only once a client is on.
+    r, w = os.pipe()
+    p = subprocess.Popen([sys.executable, os.path.join(SAMPLES, "chat_server.py"), "0"], stdin=r,
+                         stdout=subprocess.PIPE, env=ENV, cwd=ROOT)
+    os.close(r)
+    try:
+        port = int(re.search(rb"LISTENING (\d+)", p.stdout.readline()).group(1))
+        got = []
+        ev = threading.Event()
+        c = TCPClient("127.0.0.1", port, lambda s, m: s == "MESSAGE" and (got.append(m), ev.set()))
+        assert c.connect()
+        os.write(w, u"gr\u00fc\u00df dich\n".encode("utf-8"))
+        assert ev.wait(DEADLINE)
+        assert got == [u"gr\u00fc\u00df dich"]
+        os.close(w)  # end of input: the server terminates
+        assert p.wait(DEADLINE) == 0
+        c.disconnect()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+
+
+def test_sample_engine_multi_echo():
+    p = Proc([os.path.join(SAMPLES, "engine_multi_echo.py"), "0", "30"])
+    try:
+        port = int(p.wait_line(r"LISTENING (\d+)").group(1))
+        socks = [raw_client(port) for _ in range(3)]
+        for i, s in enumerate(socks):
+            assert b"welcome" in recv_until(s, 1, b"\r\n")
+            s.sendall(b"hello %d\n" % i)
+        for i, s in enumerate(socks):
+            assert re.match(rb"c\d+ #1: HELLO %d\r\n" % i, recv_until(s, 1, b"\r\n"))
+            s.close()
+        p.wait_line("closed c")
+        p.p.send_signal(signal.SIGINT)
+        assert p.finish() == 0
+        p.wait_line("total messages: 3")
+    finally:
+        p.kill()
