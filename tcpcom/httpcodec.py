@@ -22,8 +22,11 @@ else:
 
 __all__ = [
     "HTTPError", "Request", "RequestParser", "build_response",
-    "parse_query", "percent_decode", "REASONS",
+    "parse_query", "percent_decode", "REASONS", "CONTINUE_RESPONSE",
 ]
+
+#: Interim response to send when :meth:`RequestParser.want_continue` says so.
+CONTINUE_RESPONSE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 #: Reason phrases used by :func:`build_response`.
 REASONS = {
@@ -269,6 +272,7 @@ class RequestParser(object):
         self._headers = []
         self._header_bytes = 0
         self._body_len = 0
+        self._continue = False
 
     @property
     def has_partial(self):
@@ -278,6 +282,15 @@ class RequestParser(object):
             return True
         pending = len(self._buf) - self._pos
         return pending > 1 or (pending == 1 and self._buf[self._pos] != _CR)
+
+    def want_continue(self):
+        """True once per request that sent ``Expect: 100-continue`` and whose
+        body has not arrived yet: the server should then send
+        :data:`CONTINUE_RESPONSE` (clients such as curl otherwise wait ~1 s).
+        """
+        wanted = self._continue and self._state == _BODY
+        self._continue = False
+        return wanted
 
     def feed(self, data):
         """Add received bytes; return the list of requests now complete.
@@ -472,6 +485,9 @@ class RequestParser(object):
         if length:
             self._state = _BODY
             self._body_len = length
+            self._continue = self._version == "HTTP/1.1" and any(
+                n.lower() == "expect" and v.lower() == "100-continue"
+                for n, v in self._headers)
             return None
         return self._finish(b"")
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tcpcom.httpcodec import (  # noqa: E402
-    REASONS, HTTPError, Request, RequestParser, build_response, parse_query,
+    CONTINUE_RESPONSE, REASONS, HTTPError, Request, RequestParser, build_response, parse_query,
     percent_decode,
 )
 
@@ -197,6 +197,9 @@ CASES = {
     "fragment_ignored": (
         b"GET /p?a=1#frag HTTP/1.1\r\n\r\n", None,
         [R(path="/p", query_string="a=1", query=[("a", "1")])]),
+    "expect_continue": (
+        b"POST /up HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\ndata",
+        None, [R(body=b"data")]),
     "method_as_sent": (
         b"get / HTTP/1.1\r\n\r\nPURGE /c HTTP/1.1\r\n\r\n", None,
         [R(method="get"), R(method="PURGE")]),
@@ -402,6 +405,24 @@ def test_feed_eof_and_has_partial():
     assert (e.value.status, e.value.reason) == (400, "incomplete request")
     with pytest.raises(HTTPError):
         p.feed(b"TP/1.1\r\n\r\n")
+
+
+def test_want_continue():
+    head = b"POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 2\r\n\r\n"
+    p = RequestParser()
+    assert p.feed(head[:-1]) == [] and not p.want_continue()
+    assert p.feed(head[-1:]) == []
+    assert p.want_continue()
+    assert not p.want_continue()          # only once per request
+    assert p.feed(b"ok")[0].body == b"ok"
+    assert not p.want_continue()
+    # body already here, no body at all, or HTTP/1.0: nothing to send
+    assert len(p.feed(head + b"ok")) == 1 and not p.want_continue()
+    p.feed(b"GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n")
+    assert not p.want_continue()
+    p.feed(head.replace(b"1.1", b"1.0"))
+    assert not p.want_continue()
+    assert CONTINUE_RESPONSE == b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 def test_feed_accepts_bytearray_and_rejects_text():
