@@ -47,6 +47,20 @@ except AttributeError:  # pragma: no cover - Python 2.7 / Jython
     get_ident = _thread.get_ident
 
 
+def _lock_takes_timeout():
+    lock = threading.Lock()
+    try:
+        lock.acquire(True, 0)
+    except TypeError:  # Python 2.7 / Jython: acquire(blocking) only
+        return False
+    lock.release()
+    return True
+
+
+#: True where ``Lock.acquire(blocking, timeout)`` exists (CPython 3)
+LOCK_TIMEOUT = _lock_takes_timeout()
+
+
 def _has_error_handler(name):
     try:
         codecs.lookup_error(name)

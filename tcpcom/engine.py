@@ -39,7 +39,7 @@ import select
 import socket
 import threading
 
-from ._compat import (LOSSLESS_ERRORS, get_ident, integer_types, make_thread, monotonic,
+from ._compat import (LOCK_TIMEOUT, LOSSLESS_ERRORS, get_ident, integer_types, make_thread, monotonic,
                       set_keepalive, set_nodelay, string_types, to_bytes, is_addr_in_use)
 from .dispatch import SerialExecutor
 from .framing import DEFAULT_MAX_MESSAGE_SIZE, MessageTooLarge, RawFramer, make_framer
@@ -139,11 +139,41 @@ def _true():
 
 
 class _Waiter(object):
-    __slots__ = ("event", "value")
+    """A one-shot slot for ``request()``: the reader fills it, the caller waits.
+
+    A bare lock is the cheapest cross-thread wake-up CPython has (an Event
+    costs a Condition and two more locks); interpreters whose locks take no
+    timeout (Python 2.7, Jython) use an Event.
+    """
+    __slots__ = ("value", "done", "_lock", "_event")
 
     def __init__(self):
-        self.event = threading.Event()
         self.value = None
+        self.done = False
+        if LOCK_TIMEOUT:
+            self._lock = threading.Lock()
+            self._lock.acquire()
+            self._event = None
+        else:
+            self._event = threading.Event()
+
+    def set(self, value=None):
+        # called once, under the connection's state lock
+        if self.done:
+            return
+        self.value = value
+        self.done = True
+        if self._event is None:
+            self._lock.release()
+        else:
+            self._event.set()
+
+    def wait(self, timeout):
+        if self._event is None:
+            self._lock.acquire(True, timeout)
+        else:
+            self._event.wait(timeout)
+        return self.done
 
 
 def wait_readable(sock, timeout):
@@ -419,9 +449,7 @@ class Connection(object):
             for m in messages:
                 if not self._waiters:
                     break
-                w = self._waiters.pop(0)
-                w.value = m
-                w.event.set()
+                self._waiters.pop(0).set(m)
 
     def _made(self):
         self._handler.connection_made(self)
@@ -454,7 +482,7 @@ class Connection(object):
         except (socket.error, OSError):
             pass
         for w in waiters:
-            w.event.set()
+            w.set()
         self.close_reason = reason
         if reason is not None and not isinstance(reason, (ReadTimeout, MessageTooLarge)):
             log.debug("%r closed: %s", self, reason)
@@ -512,7 +540,7 @@ class Connection(object):
         if self._reader is not None and self._reader.ident == get_ident():
             self._read_nested(w, timeout)
         else:
-            w.event.wait(timeout)
+            w.wait(timeout)
         self._drop_waiter(w)
         return w.value
 
@@ -525,7 +553,7 @@ class Connection(object):
         # request() from a callback on our own reader thread: nobody else will
         # read the socket, so read it here until the reply comes.
         deadline = monotonic() + timeout
-        while not waiter.event.is_set() and self._eof is None:
+        while not waiter.done and self._eof is None:
             left = deadline - monotonic()
             if left <= 0 or not wait_readable(self.sock, left):
                 return
