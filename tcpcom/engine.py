@@ -39,7 +39,7 @@ import select
 import socket
 import threading
 
-from ._compat import (LOCK_TIMEOUT, LOSSLESS_ERRORS, get_ident, integer_types, make_thread, monotonic,
+from ._compat import (LOCK_TIMEOUT, LOSSLESS_ERRORS, integer_types, make_thread, monotonic,
                       set_keepalive, set_nodelay, string_types, to_bytes, is_addr_in_use)
 from .dispatch import SerialExecutor
 from .framing import DEFAULT_MAX_MESSAGE_SIZE, MessageTooLarge, RawFramer, make_framer
@@ -345,7 +345,7 @@ class Connection(object):
         """
         self._shutdown(None)
         reader = self._reader
-        if reader is not None and reader.ident != get_ident() and not _in_reader_thread():
+        if reader is not None and reader.ident is not None and not _in_reader_thread():
             reader.join()
 
     def wait_closed(self, timeout=None):
@@ -537,7 +537,7 @@ class Connection(object):
         except ConnectionClosedError:
             self._drop_waiter(w)
             raise
-        if self._reader is not None and self._reader.ident == get_ident():
+        if getattr(_reader_threads, "conn", None) is self:
             self._read_nested(w, timeout)
         else:
             w.wait(timeout)
@@ -809,14 +809,20 @@ class Listener(object):
                 self.sock.shutdown(socket.SHUT_RDWR)
             except (socket.error, OSError):
                 pass
+        t = self._thread
+        if t is None:
+            if first:
+                self.sock.close()
+                self._release()
+        elif not _in_reader_thread():
+            t.join()  # first: no connection can be added after this
+        else:
+            try:  # cannot wait here: close the socket now so the port is free at once
+                self.sock.close()
+            except (socket.error, OSError):
+                pass
         for conn in self.connections:
             conn.close()
-        t = self._thread
-        if t is not None and t.ident != get_ident() and not _in_reader_thread():
-            t.join()
-        elif t is None and first:
-            self.sock.close()
-            self._release()
 
 
 class _PendingHandler(object):

@@ -6,7 +6,6 @@ import subprocess
 import sys
 import threading
 
-import pytest
 
 from helpers import DEADLINE, raw_client, recv_until
 from tcpcom import TCPClient, TCPServer
