@@ -1,0 +1,484 @@
+#!/usr/bin/env python3
+"""tcpcom side-by-side benchmark: ``python3 bench/run.py [--quick] [--json FILE]``.
+
+Runs, in one process tree and one run, tcpcom's engine and TigerJython face
+next to two baselines written in ``bench/workers.py``: (a) raw blocking
+sockets, a thread per connection, handler inline, and (c) an asyncio
+Protocol server.  Every server runs in its own process and every client job
+in another one, all on 127.0.0.1.
+
+Pinned figures: the server process and the client process are both pinned
+to CPU 0 (``os.sched_setaffinity`` at their start, so every thread they
+create inherits it); unpinned figures let the scheduler place them.  Each
+figure is the median of repeated runs; ratios are ours / baseline from the
+same run.  See docs/PERFORMANCE.md for what the figures mean.
+"""
+from __future__ import print_function
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import select
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORKERS = os.path.join(HERE, "workers.py")
+CPU = 0
+
+FULL = dict(connect=dict(n=40, gap=0.01, rounds=4), roundtrip=dict(n=2000, reps=7),
+            throughput=dict(n=300000, reps=7), bulk=dict(sizes=[16, 64]),
+            concurrency=dict(sizes=[100, 500, 1000, 2000], rounds=20, reps=3),
+            http=dict(n=3000, threads=8))
+QUICK = dict(connect=dict(n=4, gap=0.01, rounds=1), roundtrip=dict(n=50, reps=2),
+             throughput=dict(n=2000, reps=1), bulk=dict(sizes=[1, 4]),
+             concurrency=dict(sizes=[10, 20], rounds=20, reps=1),
+             http=dict(n=40, threads=4))
+
+
+class Unavailable(Exception):
+    pass
+
+
+class Server(object):
+    """A server worker process; ``stats`` holds its VmHWM/threads after stop()."""
+
+    def __init__(self, kind, cpu=None):
+        self.kind = kind
+        cmd = [sys.executable, WORKERS, "server", kind]
+        if cpu is not None:
+            cmd += ["--cpu", str(cpu)]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     universal_newlines=True, cwd=os.path.dirname(HERE))
+        line = self._readline(30)
+        if line.startswith("UNAVAILABLE"):
+            self.stop()
+            raise Unavailable(line[len("UNAVAILABLE "):].strip())
+        if not line.startswith("PORT "):
+            self.stop()
+            raise RuntimeError("server %s did not start: %r" % (kind, line))
+        self.port = int(line.split()[1])
+        self.stats = {}
+
+    def _readline(self, timeout):
+        r, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not r:
+            return ""
+        return self.proc.stdout.readline()
+
+    def stop(self):
+        try:
+            self.proc.stdin.write("STOP\n")
+            self.proc.stdin.close()
+        except (OSError, ValueError):
+            pass
+        line = self._readline(30)
+        try:
+            self.stats = json.loads(line) if line.strip() else {}
+        except ValueError:
+            self.stats = {}
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        return self.stats
+
+
+def client(job, kind, port, params, cpu=None, timeout=300):
+    cmd = [sys.executable, WORKERS, "client", job, kind, str(port), json.dumps(params)]
+    if cpu is not None:
+        cmd += ["--cpu", str(cpu)]
+    try:
+        out = subprocess.run(cmd, stdout=subprocess.PIPE, universal_newlines=True,
+                             timeout=timeout, cwd=os.path.dirname(HERE)).stdout
+        return json.loads(out.strip().splitlines()[-1])
+    except (subprocess.TimeoutExpired, ValueError, IndexError) as e:
+        return {"error": "client job failed: %r" % (e,)}
+
+
+def interleaved(job, cases, servers, params, rounds, cpu, key):
+    """Run every case once per round, cases interleaved, so that a load spike
+    from elsewhere on the machine hits all of them alike; collects ``key``."""
+    res = {}
+    for _ in range(rounds):
+        for label, ck, sk in cases:
+            r = client(job, ck, servers[sk].port, params, cpu)
+            acc = res.setdefault(label, {key: [], "fails": 0, "errors": []})
+            if "error" in r:
+                acc["errors"].append(r["error"])
+            else:
+                acc[key].extend(r[key])
+                acc["fails"] += r.get("fails", 0)
+    return res
+
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def ratio(x, y):
+    if x is None or y is None or y != y or x != x or not y:
+        return float("nan")
+    return x / y
+
+
+def fmt(x, spec):
+    if x is None or x != x:
+        return "-"
+    return format(x, spec)
+
+
+class Table(object):
+    def __init__(self, title, columns):
+        self.title = title
+        self.columns = columns
+        self.rows = []
+
+    def add(self, *cells):
+        self.rows.append([str(c) for c in cells])
+
+    def show(self):
+        print()
+        print("## " + self.title)
+        widths = [max(len(c), *(len(r[i]) for r in self.rows)) if self.rows else len(c)
+                  for i, c in enumerate(self.columns)]
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(self.columns, widths)) + " |")
+        print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+        for r in self.rows:
+            print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
+        sys.stdout.flush()
+
+
+def start_servers(kinds, cpu):
+    servers = {}
+    for k in kinds:
+        servers[k] = Server(k, cpu)
+    return servers
+
+
+def stop_all(servers):
+    for s in servers.values():
+        s.stop()
+
+
+def pin_label(cpu):
+    return "pinned, CPU %d" % cpu if cpu is not None else "unpinned"
+
+
+def fig_connect(P, servers, cpu, R):
+    cases = [("(a) raw connect -> raw server", "raw", "raw"),
+             ("(c) raw connect -> asyncio server", "raw", "asyncio"),
+             ("ours: TCPClient.connect() -> TCPServer", "tcpclient", "tcpserver"),
+             ("ours: TCPClient.connect() -> engine Listener", "tcpclient", "listener")]
+    C = P["connect"]
+    res = interleaved("connect", cases, servers, dict(n=C["n"] // C["rounds"], gap=C["gap"]),
+                      C["rounds"], cpu, "times")
+    base_a = med(res[cases[0][0]].get("times", []))
+    base_c = med(res[cases[1][0]].get("times", []))
+    t = Table("Figure 1: connect() time (%s), median of %d, %d rounds interleaved"
+              % (pin_label(cpu), C["n"] // C["rounds"] * C["rounds"], C["rounds"]),
+              ["case", "median ms", "failures", "x (a)", "x (c)"])
+    for label, ck, sk in cases:
+        r = res[label]
+        m = med(r.get("times", []))
+        ours = label.startswith("ours")
+        t.add(label, fmt(m * 1000, ".3f") if r["times"] else r["errors"][0], r["fails"] + len(r["errors"]),
+              fmt(ratio(m, base_a), ".1f") if ours else "", fmt(ratio(m, base_c), ".1f") if ours else "")
+        R.setdefault("connect", {}).setdefault(pin_label(cpu), {})[label] = {
+            "median_ms": m * 1000, "fails": r["fails"], "errors": r["errors"]}
+    t.show()
+
+
+def fig_roundtrip(P, servers, cpu, R):
+    cases = [("(a) raw client -> raw server", "raw", "raw"),
+             ("(c) raw client -> asyncio server", "raw", "asyncio"),
+             ("ours: TCPClient -> TCPServer (end to end)", "tcpclient", "tcpserver"),
+             ("ours: raw client -> TCPServer", "raw", "tcpserver"),
+             ("ours: TCPClient -> raw server", "tcpclient", "raw"),
+             ("ours: engine request() -> Listener", "engine", "listener"),
+             ("ours: raw client -> Listener", "raw", "listener")]
+    C = P["roundtrip"]
+    res = interleaved("roundtrip", cases, servers, dict(n=C["n"], reps=1), C["reps"], cpu, "times")
+    base_a = med(res[cases[0][0]].get("times", []))
+    base_c = med(res[cases[1][0]].get("times", []))
+    t = Table("Figure 2: round trip of a 32-byte message (%s), median of %d interleaved batches of %d"
+              % (pin_label(cpu), P["roundtrip"]["reps"], P["roundtrip"]["n"]),
+              ["case", "median us", "x (a)", "x (c)"])
+    for label, ck, sk in cases:
+        r = res[label]
+        m = med(r.get("times", []))
+        ours = label.startswith("ours")
+        t.add(label, fmt(m * 1e6, ".1f") if r["times"] else r["errors"][0],
+              fmt(ratio(m, base_a), ".2f") if ours else "", fmt(ratio(m, base_c), ".2f") if ours else "")
+        R.setdefault("roundtrip", {}).setdefault(pin_label(cpu), {})[label] = {
+            "median_us": m * 1e6, "errors": r["errors"]}
+    t.show()
+
+
+def fig_throughput(P, servers, cpu, R):
+    cases = [("(a) raw thread server, handler per message", "raw"),
+             ("(c) asyncio Protocol server, handler per message", "asyncio"),
+             ("ours: TCPServer stateChanged MESSAGE", "tcpserver"),
+             ("ours: engine Listener message_received", "listener")]
+    C = P["throughput"]
+    res = interleaved("throughput", [(l, "raw", k) for l, k in cases], servers, dict(n=C["n"], reps=1),
+                      C["reps"], cpu, "rates")
+    base_a = med(res[cases[0][0]].get("rates", []))
+    base_c = med(res[cases[1][0]].get("rates", []))
+    t = Table("Figure 3: one-way throughput, 100-byte messages from a raw client (%s), median of %d "
+              "interleaved runs of %d"
+              % (pin_label(cpu), P["throughput"]["reps"], P["throughput"]["n"]),
+              ["case", "median M msg/s", "failures", "x (a)", "x (c)"])
+    for label, sk in cases:
+        r = res[label]
+        m = med(r.get("rates", []))
+        ours = label.startswith("ours")
+        t.add(label, fmt(m / 1e6, ".3f") if r["rates"] else r["errors"][0], r["fails"] + len(r["errors"]),
+              fmt(ratio(m, base_a), ".2f") if ours else "", fmt(ratio(m, base_c), ".2f") if ours else "")
+        R.setdefault("throughput", {}).setdefault(pin_label(cpu), {})[label] = {
+            "median_msgs_per_s": m, "fails": r["fails"], "errors": r["errors"]}
+    t.show()
+
+
+def fig_bulk(P, servers, R):
+    small, large = P["bulk"]["sizes"]
+    cases = [("(a) raw client -> raw server", "raw", "raw"),
+             ("(c) raw client -> asyncio server", "raw", "asyncio"),
+             ("ours: TCPClient -> TCPServer", "tcpclient", "tcpserver")]
+    res = {}
+    for label, ck, sk in cases:
+        res[label] = client("bulk", ck, servers[sk].port, P["bulk"], None)
+    cols = ["case"]
+    for d in ("up", "down"):
+        cols += ["%s %d MiB s" % (d, small), "%s %d MiB s" % (d, large), "%s %d/%d" % (d, large, small)]
+    cols += ["x (a)", "x (c)"]
+    t = Table("Figure 4: bulk, one message each way (unpinned)", cols)
+    a, c = res[cases[0][0]], res[cases[1][0]]
+
+    def total(r):
+        try:
+            return sum(r["%s%d" % (d, s)] for d in ("up", "down") for s in (small, large))
+        except KeyError:
+            return None
+
+    for label, ck, sk in cases:
+        r = res[label]
+        if "error" in r:
+            t.add(label, r["error"], *([""] * (len(cols) - 2)))
+            continue
+        cells = [label]
+        for d in ("up", "down"):
+            x, y = r.get("%s%d" % (d, small)), r.get("%s%d" % (d, large))
+            cells += [fmt(x, ".3f"), fmt(y, ".3f"), fmt(ratio(y, x), ".2f")]
+        ours = label.startswith("ours")
+        cells += [fmt(ratio(total(r), total(a)), ".2f") if ours else "",
+                  fmt(ratio(total(r), total(c)), ".2f") if ours else ""]
+        t.add(*cells)
+        R.setdefault("bulk", {})[label] = dict(r, total=total(r))
+    t.show()
+
+
+def fig_concurrency(P, R):
+    C = P["concurrency"]
+    kinds = [("(a) raw thread per connection", "raw"), ("(c) asyncio Protocol", "asyncio"),
+             ("ours: engine Listener", "listener")]
+    t = Table("Figure 5: N simultaneous connections x %d round trips (unpinned; median of %d; "
+              "client: one selector thread)" % (C["rounds"], C["reps"]),
+              ["N", "server", "time s", "round trips/s", "failures", "peak RSS MiB", "peak threads",
+               "rt/s x (a)", "RSS x (a)"])
+    for n in C["sizes"]:
+        rows = {}
+        for label, sk in kinds:
+            srv = Server(sk)
+            runs = [client("concurrency", "raw", srv.port, dict(n=n, rounds=C["rounds"]), None)
+                    for _ in range(C["reps"])]
+            stats = srv.stop()
+            ok = [r for r in runs if "error" not in r]
+            rows[label] = {
+                "time": med([r["time"] for r in ok]),
+                "rtps": med([r["round_trips"] / r["rt_time"] for r in ok if r["rt_time"] > 0]),
+                "fails": sum(r["fails"] for r in ok) + (len(runs) - len(ok)),
+                "rss_mib": stats.get("hwm_kb", 0) / 1024.0, "threads": stats.get("threads_peak"),
+                "errors": [r["error"] for r in runs if "error" in r]}
+        a = rows[kinds[0][0]]
+        for label, sk in kinds:
+            r = rows[label]
+            ours = label.startswith("ours")
+            t.add(n, label, fmt(r["time"], ".2f"), fmt(r["rtps"], ".0f"), r["fails"],
+                  fmt(r["rss_mib"], ".1f"), r["threads"],
+                  fmt(ratio(r["rtps"], a["rtps"]), ".2f") if ours else "",
+                  fmt(ratio(r["rss_mib"], a["rss_mib"]), ".2f") if ours else "")
+            R.setdefault("concurrency", {}).setdefault(str(n), {})[label] = r
+    t.show()
+
+
+def fig_http(P, R):
+    H = P["http"]
+    kinds = [("ThreadingHTTPServer (standard library)", "http-threading"),
+             ("(a) raw thread per connection", "http-raw"), ("(c) asyncio Protocol", "http-asyncio"),
+             ("ours: tcpcom.http HTTPServer", "http-tcpcom"),
+             ("ours: tcpcom.httpserver HTTPListener", "http-listener")]
+    t = Table("Figure 6: HTTP, a small page, %d requests from %d client threads, a connection each "
+              "(unpinned)" % (H["n"], H["threads"]),
+              ["server", "requests/s", "failures", "x ThreadingHTTPServer", "x (a)", "x (c)"])
+    rows = {}
+    notes = []
+    for label, sk in kinds:
+        try:
+            srv = Server(sk)
+        except Unavailable as e:
+            notes.append("NOTE: figure 6 row %r skipped: %s is not importable yet (%s)"
+                         % (label, "tcpcom.http" if sk == "http-tcpcom" else "tcpcom.httpserver", e))
+            rows[label] = None
+            continue
+        r = client("http", "raw", srv.port, H, None)
+        srv.stop()
+        rows[label] = r
+    base = lambda k: (rows.get(kinds[k][0]) or {}).get("rps")  # noqa: E731
+    for label, sk in kinds:
+        r = rows[label]
+        if r is None:
+            t.add(label, "skipped: not importable", "", "", "", "")
+            continue
+        ours = label.startswith("ours")
+        t.add(label, fmt(r.get("rps"), ".0f") if "error" not in r else r["error"], r.get("fails", "-"),
+              fmt(ratio(r.get("rps"), base(0)), ".2f") if ours else "",
+              fmt(ratio(r.get("rps"), base(1)), ".2f") if ours else "",
+              fmt(ratio(r.get("rps"), base(2)), ".2f") if ours else "")
+        R.setdefault("http", {})[label] = r
+    t.show()
+    for n in notes:
+        print(n)
+
+
+def targets(R):
+    print()
+    print("## Targets (ratios from this run)")
+    out = []
+
+    def line(name, value, ok):
+        out.append((name, value, ok))
+        print("- %-62s %-26s %s" % (name, value, "met" if ok else ("MISSED" if ok is False else "n/a")))
+
+    pinned = pin_label(CPU)
+    for pl in (pinned, "unpinned"):
+        c = R.get("connect", {}).get(pl, {})
+        m = [v["median_ms"] for k, v in c.items() if k.startswith("ours")]
+        if m:
+            line("connect() median < 5 ms (%s)" % pl, "%.2f ms (worst row)" % max(m), max(m) < 5)
+    for pl in (pinned, "unpinned"):
+        rt = R.get("roundtrip", {}).get(pl, {})
+        if rt:
+            x = ratio(rt["ours: TCPClient -> TCPServer (end to end)"]["median_us"],
+                      rt["(a) raw client -> raw server"]["median_us"])
+            line("round trip end to end <= 1.5 x raw (a) (%s)" % pl, "%.2f x" % x,
+                 x <= 1.5 if pl == pinned else None)
+    for pl in (pinned, "unpinned"):
+        tp = R.get("throughput", {}).get(pl, {})
+        if tp:
+            x = ratio(tp["ours: TCPServer stateChanged MESSAGE"]["median_msgs_per_s"],
+                      tp["(c) asyncio Protocol server, handler per message"]["median_msgs_per_s"])
+            line("one-way throughput >= 0.8 x asyncio (%s)" % pl, "%.2f x" % x, x >= 0.8)
+    b = R.get("bulk", {})
+    if b:
+        ours, raw = b.get("ours: TCPClient -> TCPServer"), b.get("(a) raw client -> raw server")
+        if ours and raw:
+            x = ratio(ours["total"], raw["total"])
+            line("bulk <= 1.3 x raw (a)", "%.2f x" % x, x <= 1.3)
+            keys = sorted(k for k in ours if k.startswith("up") or k.startswith("down"))
+            sizes = sorted({int(k.lstrip("updown")) for k in keys})
+            worst = max(ratio(ours["%s%d" % (d, sizes[-1])], ours["%s%d" % (d, sizes[0])])
+                        for d in ("up", "down"))
+            line("bulk %d MiB <= 4.5 x %d MiB" % (sizes[-1], sizes[0]), "%.2f x (worst way)" % worst,
+                 worst <= 4.5)
+    cc = R.get("concurrency", {})
+    if cc:
+        n = max(cc, key=int)
+        ours, raw = cc[n]["ours: engine Listener"], cc[n]["(a) raw thread per connection"]
+        line("%s connections: no failures" % n, "%d failures" % ours["fails"], ours["fails"] == 0)
+        x = ratio(ours["rtps"], raw["rtps"])
+        line("%s connections: round trips/s >= 0.9 x raw (a)" % n, "%.2f x" % x, x >= 0.9)
+        x = ratio(ours["rss_mib"], raw["rss_mib"])
+        line("%s connections: peak RSS <= 1.2 x raw (a)" % n, "%.2f x" % x, x <= 1.2)
+    h = R.get("http", {})
+    base = h.get("ThreadingHTTPServer (standard library)")
+    for k in ("ours: tcpcom.http HTTPServer", "ours: tcpcom.httpserver HTTPListener"):
+        if k in h and base:
+            x = ratio(h[k].get("rps"), base.get("rps"))
+            line("HTTP >= 1.5 x ThreadingHTTPServer (%s)" % k[6:], "%.2f x" % x, x >= 1.5)
+        elif base:
+            line("HTTP >= 1.5 x ThreadingHTTPServer (%s)" % k[6:], "skipped: not importable", None)
+    R["targets"] = [{"target": n, "value": v, "met": ok} for n, v, ok in out]
+
+
+def machine():
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"), "nproc": os.cpu_count(),
+            "python": platform.python_version(), "cpu": model}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="tiny counts: a smoke test (< 30 s)")
+    ap.add_argument("--json", help="also write every number to this file")
+    ap.add_argument("--only", help="comma-separated figure numbers to run (default: all)")
+    args = ap.parse_args(argv)
+    P = QUICK if args.quick else FULL
+    only = set(int(x) for x in args.only.split(",")) if args.only else set(range(1, 7))
+    can_pin = hasattr(os, "sched_setaffinity") and CPU in os.sched_getaffinity(0)
+    M = machine()
+    print("# tcpcom bench %s: %s, nproc %s, Python %s, %s" % (
+        "--quick" if args.quick else "(full)", M["date"], M["nproc"], M["python"], M["cpu"]))
+    print("ratios are ours / baseline: for times lower is better, for rates higher is better")
+    R = {"machine": M, "quick": args.quick}
+    t0 = time.time()
+    cpus = [CPU, None] if can_pin else [None]
+    if args.quick:  # a smoke test: one placement is enough
+        cpus = cpus[:1]
+    for cpu in cpus:
+        if not only & {1, 2, 3}:
+            break
+        servers = start_servers(["raw", "asyncio", "tcpserver", "listener"], cpu)
+        try:
+            if 1 in only:
+                fig_connect(P, servers, cpu, R)
+            if 2 in only:
+                fig_roundtrip(P, servers, cpu, R)
+            if 3 in only:
+                fig_throughput(P, servers, cpu, R)
+        finally:
+            stop_all(servers)
+    if 4 in only:
+        servers = start_servers(["raw", "asyncio", "tcpserver"], None)
+        try:
+            fig_bulk(P, servers, R)
+        finally:
+            stop_all(servers)
+    if 5 in only:
+        fig_concurrency(P, R)
+    if 6 in only:
+        fig_http(P, R)
+    targets(R)
+    R["seconds"] = time.time() - t0
+    print("\nbench took %.1f s" % R["seconds"])
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(R, f, indent=1, sort_keys=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,763 @@
+"""Bench worker processes: the servers and clients that ``bench/run.py`` starts.
+
+Run as ``python3 bench/workers.py server KIND [--cpu N]`` (prints ``PORT n``,
+serves until stdin closes or says STOP, then prints one JSON line of stats:
+peak RSS from VmHWM, peak thread count) or ``python3 bench/workers.py client
+JOB KIND PORT PARAMS_JSON [--cpu N]`` (prints one JSON line of results).
+
+The baselines live here too: (a) raw blocking sockets, a thread per
+connection, handler inline; (c) an asyncio Protocol server; and the standard
+library's ThreadingHTTPServer for the HTTP figure.  Every loop is bounded in
+count and time; everything runs on 127.0.0.1.
+
+One message protocol serves figures 1-5 (UTF-8 text, each message ends with
+a NUL byte, as tcpcom's wire format).  Every server calls a per-message
+handler with the decoded text (the baselines' ``on_message``, our
+``stateChanged`` / ``message_received``), and every handler applies the same
+``App.reply``:
+
+- a message starting with ``T``: counted, no reply (one-way throughput);
+- ``END``: reply with the count so far, reset it;
+- ``GET n``: reply with a message of n bytes (bulk download);
+- longer than 4096 bytes: reply ``got <length>`` (bulk upload);
+- anything else: echoed back (round trips, concurrency).
+"""
+from __future__ import print_function
+
+import json
+import os
+import resource
+import selectors
+import socket
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+BIG = 160 * 1024 * 1024  # max message size for the bulk figure (64 MiB + room)
+BACKLOG = 2048
+DEADLINE = 120.0  # no single client job may run longer than this
+
+
+def raise_nofile():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        except (ValueError, OSError):
+            pass
+
+
+def pin(cpu):
+    if cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {cpu})
+
+
+def proc_status(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+class App(object):
+    """The one message handler every server of figures 1-5 applies."""
+
+    def __init__(self):
+        self.count = 0
+        self._big = {}
+
+    def reply(self, msg):
+        """Returns the reply text, or None for no reply."""
+        if msg[:1] == "T":
+            self.count += 1
+            return None
+        if len(msg) > 4096:
+            return "got %d" % len(msg)
+        if msg == "END":
+            n, self.count = self.count, 0
+            return str(n)
+        if msg[:4] == "GET ":
+            n = int(msg[4:])
+            big = self._big.get(n)
+            if big is None:
+                big = self._big[n] = "x" * n
+            return big
+        return msg
+
+
+# -- servers -------------------------------------------------------------------
+
+class Splitter(object):
+    """A linear NUL splitter for the baselines (scans only new bytes)."""
+
+    def __init__(self):
+        self.buf = bytearray()
+
+    def feed(self, data):
+        buf = self.buf
+        if not buf:
+            if b"\0" not in data:
+                buf += data
+                return ()
+            parts = data.split(b"\0")
+        else:
+            buf += data
+            if b"\0" not in data:
+                return ()
+            parts = bytes(buf).split(b"\0")
+            self.buf = buf = bytearray()
+        rest = parts.pop()
+        if rest:
+            buf += rest
+        return parts
+
+
+def serve_raw(stop):
+    """(a) raw blocking sockets, a thread per connection, handler inline."""
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(BACKLOG)
+
+    def conn_loop(sock):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        app = App()
+        split = Splitter().feed
+        recv, sendall = sock.recv, sock.sendall
+
+        def on_message(msg):  # the per-message handler
+            r = app.reply(msg)
+            if r is not None:
+                sendall(r.encode("utf-8", "surrogateescape") + b"\0")
+
+        try:
+            while True:
+                data = recv(65536)
+                if not data:
+                    break
+                for m in split(data):
+                    on_message(m.decode("utf-8", "surrogateescape"))
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+    def accept_loop():
+        while not stop.is_set():
+            try:
+                s, _ = ls.accept()
+            except OSError:
+                break
+            t = threading.Thread(target=conn_loop, args=(s,))
+            t.daemon = True
+            t.start()
+
+    t = threading.Thread(target=accept_loop)
+    t.daemon = True
+    t.start()
+    return ls.getsockname()[1], ls.close
+
+
+def serve_asyncio(stop):
+    """(c) an asyncio Protocol server, on its own event-loop thread."""
+    import asyncio
+    ready = threading.Event()
+    box = {}
+
+    class Proto(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.t = transport
+            self.app = App()
+            self.split = Splitter().feed
+
+        def on_message(self, msg):  # the per-message handler
+            r = self.app.reply(msg)
+            if r is not None:
+                self.t.write(r.encode("utf-8", "surrogateescape") + b"\0")
+
+        def data_received(self, data):
+            on_message = self.on_message
+            for m in self.split(data):
+                on_message(m.decode("utf-8", "surrogateescape"))
+
+    def run():
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        srv = loop.run_until_complete(loop.create_server(Proto, "127.0.0.1", 0, backlog=BACKLOG))
+        box["port"] = srv.sockets[0].getsockname()[1]
+        box["loop"] = loop
+        ready.set()
+        loop.run_forever()
+        srv.close()
+        loop.close()
+
+    t = threading.Thread(target=run)
+    t.daemon = True
+    t.start()
+    ready.wait(10)
+    loop = box["loop"]
+
+    def close():
+        loop.call_soon_threadsafe(loop.stop)
+        t.join(10)
+
+    return box["port"], close
+
+
+def serve_tcpserver(stop):
+    """Ours: the TigerJython face, echoing in its MESSAGE callback."""
+    from tcpcom import TCPServer
+    app = App()
+    reply = app.reply
+    box = {}
+
+    def onStateChanged(state, msg):
+        if state == "MESSAGE":
+            r = reply(msg)
+            if r is not None:
+                box["s"].sendMessage(r)
+
+    server = TCPServer(0, onStateChanged, host="127.0.0.1", maxMessageSize=BIG)
+    box["s"] = server
+    return server.getPort(), server.terminate
+
+
+def serve_listener(stop):
+    """Ours: the engine's multi-connection Listener, a handler per connection."""
+    from tcpcom.engine import Listener, Handler
+
+    class Echo(Handler):
+        def connection_made(self, conn):
+            self.app = App()
+
+        def message_received(self, conn, message):
+            r = self.app.reply(message)
+            if r is not None:
+                conn.send_message(r)
+
+    listener = Listener(0, lambda conn: Echo(), host="127.0.0.1", max_message_size=BIG,
+                        backlog=BACKLOG, max_connections=8192)
+    return listener.port, listener.close
+
+
+PAGE = ("<html><head><title>tcpcom bench</title></head><body><h1>Hello</h1>"
+        + "<p>%s</p>" % ("a small page " * 20) + "</body></html>")
+PAGE_BYTES = PAGE.encode("utf-8")
+
+
+def _http_response(body):
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: "
+            + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+
+
+def serve_http_threading(stop):
+    """Baseline: the standard library's ThreadingHTTPServer serving PAGE."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class H(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(PAGE_BYTES)))
+            self.end_headers()
+            self.wfile.write(PAGE_BYTES)
+
+        def log_message(self, *args):
+            pass
+
+    ThreadingHTTPServer.request_queue_size = BACKLOG
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1})
+    t.daemon = True
+    t.start()
+    return srv.server_address[1], srv.shutdown
+
+
+def serve_http_raw(stop):
+    """(a) for HTTP: raw thread per connection, read the head, answer, close."""
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(BACKLOG)
+    resp = _http_response(PAGE_BYTES)
+
+    def conn_loop(sock):
+        try:
+            data = b""
+            while b"\r\n\r\n" not in data and len(data) < 65536:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            sock.sendall(resp)
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+    def accept_loop():
+        while not stop.is_set():
+            try:
+                s, _ = ls.accept()
+            except OSError:
+                break
+            t = threading.Thread(target=conn_loop, args=(s,))
+            t.daemon = True
+            t.start()
+
+    t = threading.Thread(target=accept_loop)
+    t.daemon = True
+    t.start()
+    return ls.getsockname()[1], ls.close
+
+
+def serve_http_asyncio(stop):
+    """(c) for HTTP: an asyncio Protocol that answers each request head and closes."""
+    import asyncio
+    ready = threading.Event()
+    box = {}
+    resp = _http_response(PAGE_BYTES)
+
+    class Proto(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.t = transport
+            self.data = b""
+
+        def data_received(self, data):
+            self.data += data
+            if b"\r\n\r\n" in self.data:
+                self.t.write(resp)
+                self.t.close()
+
+    def run():
+        loop = asyncio.new_event_loop()
+        srv = loop.run_until_complete(loop.create_server(Proto, "127.0.0.1", 0, backlog=BACKLOG))
+        box["port"] = srv.sockets[0].getsockname()[1]
+        box["loop"] = loop
+        ready.set()
+        loop.run_forever()
+        srv.close()
+        loop.close()
+
+    t = threading.Thread(target=run)
+    t.daemon = True
+    t.start()
+    ready.wait(10)
+    loop = box["loop"]
+
+    def close():
+        loop.call_soon_threadsafe(loop.stop)
+        t.join(10)
+
+    return box["port"], close
+
+
+def serve_http_tcpcom(stop):
+    """Ours: the TigerJython face HTTPServer (from tcpcom.http)."""
+    from tcpcom.http import HTTPServer
+
+    def requestHandler(clientIP, filename, params):
+        return PAGE
+
+    server = HTTPServer(requestHandler, serverName="PYSERVER", port=0, host="127.0.0.1")
+    return server.getPort(), server.terminate
+
+
+def serve_http_listener(stop):
+    """Ours: the engine's HTTPListener (from tcpcom.httpserver)."""
+    from tcpcom.httpserver import HTTPListener
+
+    def app(request, conn):
+        return PAGE
+
+    listener = HTTPListener(port=0, app=app, host="127.0.0.1")
+    return listener.port, listener.close
+
+
+SERVERS = {
+    "raw": serve_raw, "asyncio": serve_asyncio, "tcpserver": serve_tcpserver,
+    "listener": serve_listener, "http-threading": serve_http_threading, "http-raw": serve_http_raw,
+    "http-asyncio": serve_http_asyncio, "http-tcpcom": serve_http_tcpcom,
+    "http-listener": serve_http_listener,
+}
+
+
+def server_main(kind):
+    stop = threading.Event()
+    peak = [0]
+
+    def sample():  # peak thread count, every 10 ms
+        while not stop.is_set():
+            peak[0] = max(peak[0], proc_status("Threads"))
+            stop.wait(0.01)
+
+    sampler = threading.Thread(target=sample)
+    sampler.daemon = True
+    sampler.start()
+    try:
+        port, close = SERVERS[kind](stop)
+    except ImportError as e:
+        print("UNAVAILABLE %s" % e, flush=True)
+        return
+    print("PORT %d" % port, flush=True)
+    for line in sys.stdin:  # bounded by the parent: it closes stdin when done
+        if line.strip() == "STOP":
+            break
+    stop.set()
+    stats = {"hwm_kb": proc_status("VmHWM"), "threads_peak": max(peak[0], proc_status("Threads"))}
+    try:
+        close()
+    except Exception as e:  # report, never hang the bench
+        stats["close_error"] = repr(e)
+    print(json.dumps(stats), flush=True)
+
+
+# -- clients -------------------------------------------------------------------
+
+def recv_msg(sock, split, pending):
+    """Next NUL-terminated message (bytes) from a raw socket."""
+    while not pending:
+        data = sock.recv(1 << 20)
+        if not data:
+            raise OSError("connection closed by the server")
+        pending.extend(split(data))
+    return pending.pop(0)
+
+
+class RawClient(object):
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), 10)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.settimeout(DEADLINE)
+        self.split = Splitter().feed
+        self.pending = []
+
+    def request(self, msg):
+        self.sock.sendall(msg.encode("utf-8") + b"\0")
+        return recv_msg(self.sock, self.split, self.pending).decode("utf-8")
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def close(self):
+        self.sock.close()
+
+
+class TCPClientClient(object):
+    def __init__(self, port):
+        from tcpcom import TCPClient
+        self.c = TCPClient("127.0.0.1", port, None, maxMessageSize=BIG)
+        if not self.c.connect():
+            raise OSError("TCPClient.connect() returned False")
+
+    def request(self, msg):
+        r = self.c.sendMessage(msg, DEADLINE)
+        if r is None:
+            raise OSError("no reply within %d s" % DEADLINE)
+        return r
+
+    def close(self):
+        self.c.disconnect()
+
+
+class EngineClient(object):
+    def __init__(self, port):
+        from tcpcom.engine import connect
+        self.c = connect("127.0.0.1", port, None, max_message_size=BIG)
+
+    def request(self, msg):
+        r = self.c.request(msg, DEADLINE)
+        if r is None:
+            raise OSError("no reply within %d s" % DEADLINE)
+        return r
+
+    def close(self):
+        self.c.close()
+
+
+CLIENTS = {"raw": RawClient, "tcpclient": TCPClientClient, "engine": EngineClient}
+
+
+def job_connect(kind, port, p):
+    """Figure 1: seconds from the connect call to connected, per attempt."""
+    times, fails = [], 0
+    if kind == "tcpclient":
+        from tcpcom import TCPClient
+        for _ in range(p["n"]):
+            c = TCPClient("127.0.0.1", port, None)
+            t0 = time.perf_counter()
+            ok = c.connect()
+            t1 = time.perf_counter()
+            if ok:
+                times.append(t1 - t0)
+                c.disconnect()
+            else:
+                fails += 1
+            time.sleep(p.get("gap", 0.01))  # the one-client server frees its slot
+    else:
+        for _ in range(p["n"]):
+            t0 = time.perf_counter()
+            s = socket.create_connection(("127.0.0.1", port), 10)
+            t1 = time.perf_counter()
+            times.append(t1 - t0)
+            s.close()
+            time.sleep(p.get("gap", 0.01))
+    return {"times": times, "fails": fails}
+
+
+def open_client(kind, port, tries=100):
+    """A client whose first request got its answer: a one-client TCPServer may
+    still be releasing the previous client (it then hangs up on us), so retry."""
+    error = None
+    for _ in range(tries):
+        try:
+            c = CLIENTS[kind](port)
+        except OSError as e:
+            error = e
+            time.sleep(0.02)
+            continue
+        try:
+            if c.request("hello") == "hello":
+                return c
+        except OSError as e:
+            error = e
+        try:
+            c.close()
+        except OSError:
+            pass
+        time.sleep(0.02)
+    raise OSError("cannot get a working connection: %s" % error)
+
+
+def job_roundtrip(kind, port, p):
+    """Figure 2: mean round-trip seconds of each of ``reps`` batches of ``n``."""
+    c = open_client(kind, port)
+    msg = "r" * 31  # 32 bytes on the wire with its NUL
+    try:
+        for _ in range(min(200, p["n"])):  # warm-up
+            c.request(msg)
+        batches = []
+        for _ in range(p["reps"]):
+            t0 = time.perf_counter()
+            for _ in range(p["n"]):
+                if c.request(msg) != msg:
+                    raise OSError("wrong echo")
+            batches.append((time.perf_counter() - t0) / p["n"])
+    finally:
+        c.close()
+    return {"times": batches}
+
+
+def job_throughput(kind, port, p):
+    """Figure 3: a raw client blasts n 100-byte messages; messages/s per rep."""
+    c = open_client("raw", port)
+    n = p["n"]
+    one = ("T" + "m" * 98).encode() + b"\0"
+    chunk = one * 655  # ~64 KiB per sendall
+    per = 655
+    rates, fails = [], 0
+    try:
+        c.request("END")  # connected and reset
+        for _ in range(p["reps"]):
+            t0 = time.perf_counter()
+            left = n
+            while left >= per:
+                c.send_raw(chunk)
+                left -= per
+            if left:
+                c.send_raw(one * left)
+            got = int(c.request("END"))
+            dt = time.perf_counter() - t0
+            if got != n:
+                fails += 1
+            rates.append(n / dt)
+    finally:
+        c.close()
+    return {"rates": rates, "fails": fails}
+
+
+def job_bulk(kind, port, p):
+    """Figure 4: one message of each size up, then down; seconds each."""
+    c = open_client(kind, port)
+    out = {}
+    try:
+        for mib in p["sizes"]:
+            n = mib * 1024 * 1024
+            big = "b" * n
+            t0 = time.perf_counter()
+            r = c.request(big)
+            out["up%d" % mib] = time.perf_counter() - t0
+            if r != "got %d" % n:
+                raise OSError("bad upload reply %r" % r[:40])
+            del big
+            t0 = time.perf_counter()
+            r = c.request("GET %d" % n)
+            out["down%d" % mib] = time.perf_counter() - t0
+            if len(r) != n:
+                raise OSError("bad download length %d" % len(r))
+            del r
+    finally:
+        c.close()
+    return out
+
+
+def job_concurrency(kind, port, p):
+    """Figure 5: n simultaneous connections, ``rounds`` round trips each, one selector."""
+    n, rounds = p["n"], p["rounds"]
+    sel = selectors.DefaultSelector()
+    msg = b"c" * 31 + b"\0"
+    socks, fails = [], 0
+    t_start = time.perf_counter()
+    deadline = t_start + p.get("deadline", 60.0)
+    for _ in range(n):
+        s = socket.socket()
+        s.setblocking(False)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        err = s.connect_ex(("127.0.0.1", port))
+        if err not in (0, 115, 36, 11):  # EINPROGRESS etc.
+            fails += 1
+            s.close()
+            continue
+        socks.append(s)
+    # wait until every socket is connected (writable)
+    for s in socks:
+        sel.register(s, selectors.EVENT_WRITE)
+    pending = len(socks)
+    connected = []
+    while pending and time.perf_counter() < deadline:
+        for key, _ in sel.select(0.5):
+            s = key.fileobj
+            sel.unregister(s)
+            pending -= 1
+            if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                fails += 1
+                s.close()
+            else:
+                connected.append(s)
+    for key in list(sel.get_map().values()):
+        sel.unregister(key.fileobj)
+        key.fileobj.close()
+        fails += 1
+    t_conn = time.perf_counter()
+    state = {}
+    for s in connected:
+        state[s] = [0, b""]
+        sel.register(s, selectors.EVENT_READ)
+        try:
+            s.send(msg)
+        except OSError:
+            fails += 1
+    done = 0
+    active = len(connected)
+    while active and time.perf_counter() < deadline:
+        for key, _ in sel.select(0.5):
+            s = key.fileobj
+            st = state[s]
+            try:
+                data = s.recv(65536)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                fails += 1
+                sel.unregister(s)
+                active -= 1
+                continue
+            st[1] += data
+            k = st[1].count(b"\0")
+            if k:
+                st[1] = st[1][st[1].rfind(b"\0") + 1:]
+                st[0] += k
+                done += k
+                if st[0] >= rounds:
+                    sel.unregister(s)
+                    active -= 1
+                else:
+                    s.send(msg)
+    fails += active
+    t_end = time.perf_counter()
+    for s in connected:
+        s.close()
+    sel.close()
+    return {"time": t_end - t_start, "rt_time": t_end - t_conn, "connect_time": t_conn - t_start,
+            "round_trips": done, "fails": fails}
+
+
+def job_http(kind, port, p):
+    """Figure 6: ``threads`` client threads, ``n`` requests in all, a new connection each."""
+    req = b"GET /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    n, nthreads = p["n"], p["threads"]
+    lock = threading.Lock()
+    counts = {"ok": 0, "fail": 0}
+    todo = [n]
+    deadline = time.perf_counter() + p.get("deadline", 60.0)
+
+    def worker():
+        while time.perf_counter() < deadline:
+            with lock:
+                if todo[0] <= 0:
+                    return
+                todo[0] -= 1
+            ok = False
+            try:
+                s = socket.create_connection(("127.0.0.1", port), 10)
+                s.settimeout(10)
+                s.sendall(req)
+                data = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                s.close()
+                ok = data.startswith(b"HTTP/1.") and b" 200 " in data[:16] and data.endswith(b"</html>")
+            except OSError:
+                ok = False
+            with lock:
+                counts["ok" if ok else "fail"] += 1
+
+    t0 = time.perf_counter()
+    ts = [threading.Thread(target=worker) for _ in range(nthreads)]
+    for t in ts:
+        t.daemon = True
+        t.start()
+    for t in ts:
+        t.join(max(0.1, deadline - time.perf_counter() + 1))
+    dt = time.perf_counter() - t0
+    return {"rps": counts["ok"] / dt, "ok": counts["ok"], "fails": counts["fail"] + todo[0]}
+
+
+JOBS = {"connect": job_connect, "roundtrip": job_roundtrip, "throughput": job_throughput,
+        "bulk": job_bulk, "concurrency": job_concurrency, "http": job_http}
+
+
+def client_main(job, kind, port, params):
+    try:
+        result = JOBS[job](kind, port, params)
+    except Exception as e:
+        result = {"error": "%s: %s" % (type(e).__name__, e)}
+    print(json.dumps(result), flush=True)
+
+
+def main(argv):
+    cpu = None
+    if "--cpu" in argv:
+        i = argv.index("--cpu")
+        cpu = int(argv[i + 1])
+        del argv[i:i + 2]
+    pin(cpu)
+    raise_nofile()
+    if argv[0] == "server":
+        server_main(argv[1])
+    else:
+        client_main(argv[1], argv[2], int(argv[3]), json.loads(argv[4]))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,38 @@
+"""The benchmark suite runs end to end (``bench/run.py --quick``).
+
+Proves the one command works and prints a row for every figure; it never
+looks at a time (speed is reported by the bench, not asserted by tests).
+"""
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.timeout(180)
+def test_quick_bench_prints_every_figure():
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "run.py"), "--quick"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                          timeout=170, cwd=ROOT)
+    out = proc.stdout
+    assert proc.returncode == 0, out
+    for n in range(1, 7):
+        assert "## Figure %d:" % n in out, out
+    rows = [
+        "(a) raw connect -> raw server", "ours: TCPClient.connect() -> TCPServer",
+        "ours: TCPClient.connect() -> engine Listener",
+        "(a) raw client -> raw server", "(c) raw client -> asyncio server",
+        "ours: TCPClient -> TCPServer (end to end)", "ours: engine request() -> Listener",
+        "ours: TCPServer stateChanged MESSAGE", "ours: engine Listener message_received",
+        "ours: TCPClient -> TCPServer", "ours: engine Listener",
+        "ThreadingHTTPServer (standard library)", "ours: tcpcom.http HTTPServer",
+        "ours: tcpcom.httpserver HTTPListener",
+    ]
+    for row in rows:
+        assert "| " + row in out, row
+    # every baseline and our rows produced numbers, not errors
+    assert "Error" not in out and "failed" not in out, out
+    assert "## Targets" in out
