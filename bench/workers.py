@@ -379,7 +379,15 @@ def serve_http_listener(stop):
     return listener.port, listener.close
 
 
+def serve_tcpserver_nobatch(stop):
+    """For A/B runs only: the TCPServer without the engine's batch hook."""
+    import tcpcom.tcp
+    del tcpcom.tcp._ServerSide.messages_received
+    return serve_tcpserver(stop)
+
+
 SERVERS = {
+    "tcpserver-nobatch": serve_tcpserver_nobatch,
     "raw": serve_raw, "asyncio": serve_asyncio, "tcpserver": serve_tcpserver,
     "listener": serve_listener, "http-threading": serve_http_threading, "http-raw": serve_http_raw,
     "http-asyncio": serve_http_asyncio, "http-tcpcom": serve_http_tcpcom,

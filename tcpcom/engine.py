@@ -13,7 +13,12 @@ A handler is either an object with any of these methods::
         def message_received(self, conn, message): conn.send_message(message)
         def connection_lost(self, conn, reason): ...   # reason None: closed normally
 
-or a function ``handler(conn, event, data)`` in the style of Q-SYS
+A handler may also define ``messages_received(conn, messages)``: it is then
+called instead of ``message_received`` with every message of one received
+chunk, in order (a list), saving a call per message; it must handle (log)
+an exception of one message itself if the others are still to be handled.
+
+Or a function ``handler(conn, event, data)`` in the style of Q-SYS
 ``TcpSocket.EventHandler``, with ``event`` one of ``Connection.CONNECTED``,
 ``DATA`` (``data`` is the message), ``CLOSED``, ``ERROR`` (``data`` is the
 exception) and ``TIMEOUT``.
@@ -455,7 +460,15 @@ class Connection(object):
         self._handler.connection_made(self)
 
     def _deliver(self, messages):
-        cb = self._handler.message_received
+        h = self._handler
+        batch = getattr(h, "messages_received", None)
+        if batch is not None:  # the handler takes the whole batch (it logs its own errors)
+            try:
+                batch(self, messages)
+            except Exception:
+                log.exception("message handler of %r raised; the engine goes on", self)
+            return
+        cb = h.message_received
         for m in messages:
             try:
                 cb(self, m)

@@ -34,6 +34,15 @@ def _ignore(state, msg):
     pass
 
 
+def _each(stateChanged, messages, logger):
+    """Deliver MESSAGE for each message; one that raises is logged, the rest still come."""
+    for m in messages:
+        try:
+            stateChanged("MESSAGE", m)
+        except Exception:
+            logger.exception("stateChanged('MESSAGE', %r) raised; the engine goes on", m[:80])
+
+
 def _delimiter(endOfBlock):
     if isinstance(endOfBlock, (text_type, binary_type)) and endOfBlock:
         return endOfBlock
@@ -229,6 +238,10 @@ class _ServerSide(object):
     def message_received(self, conn, message):
         self.server.stateChanged(TCPServer.MESSAGE, message)
 
+    def messages_received(self, conn, messages):
+        # the engine's batch hook: one call per chunk instead of a layer per message
+        _each(self.server.stateChanged, messages, self.server._log)
+
     def connection_lost(self, conn, reason):
         server = self.server
         if reason is not None:
@@ -404,6 +417,9 @@ class _ClientSide(object):
 
     def message_received(self, conn, message):
         self.client.stateChanged(TCPClient.MESSAGE, message)
+
+    def messages_received(self, conn, messages):
+        _each(self.client.stateChanged, messages, self.client._log)
 
     def connection_lost(self, conn, reason):
         if reason is not None:
