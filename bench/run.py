@@ -30,12 +30,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 WORKERS = os.path.join(HERE, "workers.py")
 CPU = 0
 
-FULL = dict(connect=dict(n=40, gap=0.01, rounds=4), roundtrip=dict(n=2000, reps=7),
-            throughput=dict(n=300000, reps=7), bulk=dict(sizes=[16, 64]),
+VARIANTS = [(25, 0.002), (10, 0.001), (5, 0.0005), (2, 0.0002)]
+FULL = dict(connect=dict(n=40, gap=0.01, rounds=4, occupied=100, variants=VARIANTS), roundtrip=dict(n=2000, reps=7),
+            throughput=dict(n=300000, reps=7), bulk=dict(sizes=[16, 64], reps=5),
             concurrency=dict(sizes=[100, 500, 1000, 2000], rounds=20, reps=3),
             http=dict(n=3000, threads=8))
-QUICK = dict(connect=dict(n=4, gap=0.01, rounds=1), roundtrip=dict(n=50, reps=2),
-             throughput=dict(n=2000, reps=1), bulk=dict(sizes=[1, 4]),
+QUICK = dict(connect=dict(n=4, gap=0.01, rounds=1, occupied=3, variants=VARIANTS[:1]), roundtrip=dict(n=50, reps=2),
+             throughput=dict(n=2000, reps=1), bulk=dict(sizes=[1, 4], reps=1),
              concurrency=dict(sizes=[10, 20], rounds=20, reps=1),
              http=dict(n=40, threads=4))
 
@@ -108,11 +109,12 @@ def interleaved(job, cases, servers, params, rounds, cpu, key):
     for _ in range(rounds):
         for label, ck, sk in cases:
             r = client(job, ck, servers[sk].port, params, cpu)
-            acc = res.setdefault(label, {key: [], "fails": 0, "errors": []})
+            acc = res.setdefault(label, {key: [], "fails": 0, "errors": [], "cpu": []})
             if "error" in r:
                 acc["errors"].append(r["error"])
             else:
                 acc[key].extend(r[key])
+                acc["cpu"].extend(r.get("cpu", ()))
                 acc["fails"] += r.get("fails", 0)
     return res
 
@@ -192,6 +194,25 @@ def fig_connect(P, servers, cpu, R):
         R.setdefault("connect", {}).setdefault(pin_label(cpu), {})[label] = {
             "median_ms": m * 1000, "fails": r["fails"], "errors": r["errors"]}
     t.show()
+    # the price of a shorter occupied wait: how often connect() says True to a
+    # server that is occupied (and hangs up right after)
+    t = Table("Figure 1b: connect() to an occupied TCPServer (%s), %d attempts per setting"
+              % (pin_label(cpu), C["occupied"]), ["occupied wait", "false CONNECTED", "median wait ms",
+                                                   "median connect ms"])
+    for factor, minimum in C["variants"]:
+        r = client("occupied", "tcpclient", servers["tcpserver"].port,
+                   dict(n=C["occupied"], factor=factor, min=minimum), cpu)
+        label = "%g x handshake, min %g ms%s" % (factor, minimum * 1000,
+                                                 " (default)" if (factor, minimum) == (25, 0.002) else "")
+        if "error" in r:
+            t.add(label, r["error"], "", "")
+            continue
+        t.add(label, "%d / %d" % (r["false_connected"], C["occupied"]), fmt(med(r["waits"]) * 1000, ".2f"),
+              fmt(med(r["times"]) * 1000, ".2f"))
+        R.setdefault("occupied", {}).setdefault(pin_label(cpu), {})[label] = {
+            "false_connected": r["false_connected"], "attempts": C["occupied"],
+            "median_wait_ms": med(r["waits"]) * 1000}
+    t.show()
 
 
 def fig_roundtrip(P, servers, cpu, R):
@@ -208,15 +229,18 @@ def fig_roundtrip(P, servers, cpu, R):
     base_c = med(res[cases[1][0]].get("times", []))
     t = Table("Figure 2: round trip of a 32-byte message (%s), median of %d interleaved batches of %d"
               % (pin_label(cpu), P["roundtrip"]["reps"], P["roundtrip"]["n"]),
-              ["case", "median us", "x (a)", "x (c)"])
+              ["case", "median us", "x (a)", "x (c)", "client CPU us", "client CPU x (a)"])
+    cpu_a = med(res[cases[0][0]]["cpu"])
     for label, ck, sk in cases:
         r = res[label]
         m = med(r.get("times", []))
+        c = med(r["cpu"])
         ours = label.startswith("ours")
         t.add(label, fmt(m * 1e6, ".1f") if r["times"] else r["errors"][0],
-              fmt(ratio(m, base_a), ".2f") if ours else "", fmt(ratio(m, base_c), ".2f") if ours else "")
+              fmt(ratio(m, base_a), ".2f") if ours else "", fmt(ratio(m, base_c), ".2f") if ours else "",
+              fmt(c * 1e6, ".1f"), fmt(ratio(c, cpu_a), ".2f") if ours else "")
         R.setdefault("roundtrip", {}).setdefault(pin_label(cpu), {})[label] = {
-            "median_us": m * 1e6, "errors": r["errors"]}
+            "median_us": m * 1e6, "client_cpu_us": c * 1e6, "errors": r["errors"]}
     t.show()
 
 
@@ -250,14 +274,25 @@ def fig_bulk(P, servers, R):
     cases = [("(a) raw client -> raw server", "raw", "raw"),
              ("(c) raw client -> asyncio server", "raw", "asyncio"),
              ("ours: TCPClient -> TCPServer", "tcpclient", "tcpserver")]
-    res = {}
-    for label, ck, sk in cases:
-        res[label] = client("bulk", ck, servers[sk].port, P["bulk"], None)
+    res = dict((label, {}) for label, _, _ in cases)
+    for _ in range(P["bulk"]["reps"]):  # interleaved rounds; medians
+        for label, ck, sk in cases:
+            r = client("bulk", ck, servers[sk].port, dict(sizes=P["bulk"]["sizes"]), None)
+            for k, v in r.items():
+                if k == "error":
+                    res[label]["error"] = v
+                else:
+                    res[label].setdefault(k, []).extend(v)
+    for label in res:
+        for k in list(res[label]):
+            if k != "error":
+                res[label][k] = med(res[label][k])
     cols = ["case"]
     for d in ("up", "down"):
         cols += ["%s %d MiB s" % (d, small), "%s %d MiB s" % (d, large), "%s %d/%d" % (d, large, small)]
     cols += ["x (a)", "x (c)"]
-    t = Table("Figure 4: bulk, one message each way (unpinned)", cols)
+    t = Table("Figure 4: bulk, one message each way (unpinned), median of %d interleaved runs"
+              % P["bulk"]["reps"], cols)
     a, c = res[cases[0][0]], res[cases[1][0]]
 
     def total(r):
@@ -287,30 +322,35 @@ def fig_concurrency(P, R):
     C = P["concurrency"]
     kinds = [("(a) raw thread per connection", "raw"), ("(c) asyncio Protocol", "asyncio"),
              ("ours: engine Listener", "listener")]
-    t = Table("Figure 5: N simultaneous connections x %d round trips (unpinned; median of %d; "
-              "client: one selector thread)" % (C["rounds"], C["reps"]),
+    t = Table("Figure 5: N simultaneous connections x %d round trips (unpinned; median of %d runs, "
+              "each against a fresh server process; client: one selector thread)" % (C["rounds"], C["reps"]),
               ["N", "server", "time s", "round trips/s", "failures", "peak RSS MiB", "peak threads",
-               "rt/s x (a)", "RSS x (a)"])
+               "server CPU s", "rt/s x (a)", "RSS x (a)"])
     for n in C["sizes"]:
+        runs = dict((label, []) for label, _ in kinds)
+        stats = dict((label, []) for label, _ in kinds)
+        for _ in range(C["reps"]):  # a fresh server process per run, servers interleaved
+            for label, sk in kinds:
+                srv = Server(sk)
+                runs[label].append(client("concurrency", "raw", srv.port, dict(n=n, rounds=C["rounds"]), None))
+                stats[label].append(srv.stop())
         rows = {}
         for label, sk in kinds:
-            srv = Server(sk)
-            runs = [client("concurrency", "raw", srv.port, dict(n=n, rounds=C["rounds"]), None)
-                    for _ in range(C["reps"])]
-            stats = srv.stop()
-            ok = [r for r in runs if "error" not in r]
+            ok = [r for r in runs[label] if "error" not in r]
             rows[label] = {
                 "time": med([r["time"] for r in ok]),
                 "rtps": med([r["round_trips"] / r["rt_time"] for r in ok if r["rt_time"] > 0]),
-                "fails": sum(r["fails"] for r in ok) + (len(runs) - len(ok)),
-                "rss_mib": stats.get("hwm_kb", 0) / 1024.0, "threads": stats.get("threads_peak"),
-                "errors": [r["error"] for r in runs if "error" in r]}
+                "fails": sum(r["fails"] for r in ok) + (len(runs[label]) - len(ok)),
+                "rss_mib": med([st.get("hwm_kb", 0) / 1024.0 for st in stats[label]]),
+                "threads": max(st.get("threads_peak", 0) for st in stats[label]),
+                "server_cpu_s": med([st.get("cpu_s", 0) for st in stats[label]]),
+                "errors": [r["error"] for r in runs[label] if "error" in r]}
         a = rows[kinds[0][0]]
         for label, sk in kinds:
             r = rows[label]
             ours = label.startswith("ours")
             t.add(n, label, fmt(r["time"], ".2f"), fmt(r["rtps"], ".0f"), r["fails"],
-                  fmt(r["rss_mib"], ".1f"), r["threads"],
+                  fmt(r["rss_mib"], ".1f"), r["threads"], fmt(r["server_cpu_s"], ".2f"),
                   fmt(ratio(r["rtps"], a["rtps"]), ".2f") if ours else "",
                   fmt(ratio(r["rss_mib"], a["rss_mib"]), ".2f") if ours else "")
             R.setdefault("concurrency", {}).setdefault(str(n), {})[label] = r

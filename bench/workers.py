@@ -417,7 +417,9 @@ def server_main(kind):
         if line.strip() == "STOP":
             break
     stop.set()
-    stats = {"hwm_kb": proc_status("VmHWM"), "threads_peak": max(peak[0], proc_status("Threads"))}
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    stats = {"hwm_kb": proc_status("VmHWM"), "threads_peak": max(peak[0], proc_status("Threads")),
+             "cpu_s": ru.ru_utime + ru.ru_stime}
     try:
         close()
     except Exception as e:  # report, never hang the bench
@@ -518,6 +520,30 @@ def job_connect(kind, port, p):
     return {"times": times, "fails": fails}
 
 
+def job_occupied(kind, port, p):
+    """Figure 1, the other side of the occupied wait: a first TCPClient holds the
+    one-client TCPServer; ``n`` more connect() with the given wait factor and
+    minimum.  Every True is a false CONNECTED (the server had hung up)."""
+    from tcpcom import TCPClient
+    first = open_client("tcpclient", port)
+    false_connected, times, waits = 0, [], []
+    try:
+        for _ in range(p["n"]):
+            c = TCPClient("127.0.0.1", port, None)
+            c.OCCUPIED_WAIT_FACTOR = p["factor"]
+            c.OCCUPIED_WAIT_MIN = p["min"]
+            t0 = time.perf_counter()
+            ok = c.connect()
+            times.append(time.perf_counter() - t0)
+            waits.append(c.getOccupiedWait())
+            if ok:
+                false_connected += 1
+                c.disconnect()
+    finally:
+        first.close()
+    return {"false_connected": false_connected, "times": times, "waits": waits}
+
+
 def open_client(kind, port, tries=100):
     """A client whose first request got its answer: a one-client TCPServer may
     still be releasing the previous client (it then hangs up on us), so retry."""
@@ -549,16 +575,17 @@ def job_roundtrip(kind, port, p):
     try:
         for _ in range(min(200, p["n"])):  # warm-up
             c.request(msg)
-        batches = []
+        batches, cpu = [], []
         for _ in range(p["reps"]):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for _ in range(p["n"]):
                 if c.request(msg) != msg:
                     raise OSError("wrong echo")
             batches.append((time.perf_counter() - t0) / p["n"])
+            cpu.append((time.process_time() - c0) / p["n"])
     finally:
         c.close()
-    return {"times": batches}
+    return {"times": batches, "cpu": cpu}
 
 
 def job_throughput(kind, port, p):
@@ -594,21 +621,22 @@ def job_bulk(kind, port, p):
     c = open_client(kind, port)
     out = {}
     try:
-        for mib in p["sizes"]:
-            n = mib * 1024 * 1024
-            big = "b" * n
-            t0 = time.perf_counter()
-            r = c.request(big)
-            out["up%d" % mib] = time.perf_counter() - t0
-            if r != "got %d" % n:
-                raise OSError("bad upload reply %r" % r[:40])
-            del big
-            t0 = time.perf_counter()
-            r = c.request("GET %d" % n)
-            out["down%d" % mib] = time.perf_counter() - t0
-            if len(r) != n:
-                raise OSError("bad download length %d" % len(r))
-            del r
+        for _ in range(p.get("reps", 1)):
+            for mib in p["sizes"]:
+                n = mib * 1024 * 1024
+                big = "b" * n
+                t0 = time.perf_counter()
+                r = c.request(big)
+                out.setdefault("up%d" % mib, []).append(time.perf_counter() - t0)
+                if r != "got %d" % n:
+                    raise OSError("bad upload reply %r" % r[:40])
+                del big
+                t0 = time.perf_counter()
+                r = c.request("GET %d" % n)
+                out.setdefault("down%d" % mib, []).append(time.perf_counter() - t0)
+                if len(r) != n:
+                    raise OSError("bad download length %d" % len(r))
+                del r
     finally:
         c.close()
     return out
@@ -741,7 +769,7 @@ def job_http(kind, port, p):
     return {"rps": counts["ok"] / dt, "ok": counts["ok"], "fails": counts["fail"] + todo[0]}
 
 
-JOBS = {"connect": job_connect, "roundtrip": job_roundtrip, "throughput": job_throughput,
+JOBS = {"connect": job_connect, "occupied": job_occupied, "roundtrip": job_roundtrip, "throughput": job_throughput,
         "bulk": job_bulk, "concurrency": job_concurrency, "http": job_http}
 
 

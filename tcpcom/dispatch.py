@@ -182,7 +182,7 @@ class SerialExecutor(object):
         self.dispatcher = dispatcher or default_dispatcher()
         self.max_pending = max_pending
         self._lock = threading.Lock()
-        self._room = threading.Condition(self._lock)
+        self._room = None  # a Condition on _lock, made when someone first waits (memory per connection)
         self._queue = collections.deque()
         self._owner = None  # None: idle; a thread id: delivering; _SCHEDULED
         self._waiting = 0
@@ -230,6 +230,7 @@ class SerialExecutor(object):
             return False
         deadline = monotonic() + timeout
         with self._lock:
+            self._make_room()
             self._waiting += 1
             try:
                 while self._owner is not None:
@@ -241,8 +242,15 @@ class SerialExecutor(object):
                 self._waiting -= 1
         return True
 
+    def _make_room(self):
+        # called with the lock held; notify sites check _waiting, which only
+        # becomes non-zero after this
+        if self._room is None:
+            self._room = threading.Condition(self._lock)
+
     def _wait_room(self, abort):
         # called with the lock held
+        self._make_room()
         self._waiting += 1
         try:
             while len(self._queue) > self.max_pending and self._owner is not None:

@@ -52,6 +52,7 @@ from .framing import DEFAULT_MAX_MESSAGE_SIZE, MessageTooLarge, RawFramer, make_
 log = logging.getLogger("tcpcom.engine")
 
 RECV_SIZE = 65536
+BIG_SEND = 1 << 20  # payloads this long are sent without a copy to append the delimiter
 DEFAULT_SEND_TIMEOUT = 30.0
 DEFAULT_MAX_CONNECTIONS = 4096
 
@@ -292,7 +293,8 @@ class Connection(object):
         self._eof = None  # set by a nested read (request() inside a callback): (reason,)
         self._initial = initial_data
         self._last_activity = monotonic()
-        self._done = threading.Event()
+        self._done = None  # an Event, made by the first wait_closed() (memory per connection)
+        self._finished = False
         self._reader = None
         self.close_reason = None
 
@@ -355,7 +357,13 @@ class Connection(object):
 
     def wait_closed(self, timeout=None):
         """Block until the connection is closed and ``connection_lost`` was posted."""
-        return self._done.wait(timeout)
+        with self._state_lock:
+            if self._finished:
+                return True
+            if self._done is None:
+                self._done = threading.Event()
+            done = self._done
+        return done.wait(timeout)
 
     def _shutdown(self, cause):
         with self._state_lock:
@@ -500,7 +508,11 @@ class Connection(object):
         if reason is not None and not isinstance(reason, (ReadTimeout, MessageTooLarge)):
             log.debug("%r closed: %s", self, reason)
         self.executor.post(self._lost, (reason,), True, _true)
-        self._done.set()
+        with self._state_lock:
+            self._finished = True
+            done = self._done
+        if done is not None:
+            done.set()
 
     # -- sending ---------------------------------------------------------------
 
@@ -516,9 +528,13 @@ class Connection(object):
         """
         if message is None:
             raise TypeError("cannot send None: pass text or bytes")
-        self._sendall(self.framer.encode(to_bytes(message, self.encoding or "utf-8")))
+        payload = to_bytes(message, self.encoding or "utf-8")
+        if len(payload) < BIG_SEND:
+            self._sendall(self.framer.encode(payload))
+        else:  # no copy of a big payload just to append the delimiter
+            self._sendall(payload, self.framer.encode(b""))
 
-    def _sendall(self, data):
+    def _sendall(self, data, tail=b""):
         if self._state != _OPEN:
             raise ConnectionClosedError("connection %s to %s:%d is closed; connect again before sending"
                                         % (self.id, self.remote_address, self.remote_port))
@@ -526,6 +542,8 @@ class Connection(object):
             self._sending_since = monotonic()
             try:
                 self.sock.sendall(data)
+                if tail:
+                    self.sock.sendall(tail)
             except (socket.error, OSError) as e:
                 cause = self._cause
                 self._shutdown(e)
@@ -853,7 +871,10 @@ class _PendingHandler(object):
         if conn.executor is self.listener.executor:  # serialize=True: we already hold it
             self._choose(done)
         else:
-            self.listener.executor.post(self._choose, (done,))
+            # inline: when the listener's executor is idle this thread runs
+            # on_connection itself (still one at a time with the listener's
+            # other callbacks) instead of waking a pool thread and waiting
+            self.listener.executor.post(self._choose, (done,), True, conn._is_closing)
             while not done.wait(0.05):
                 if conn._state != _OPEN:
                     break

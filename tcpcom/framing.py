@@ -76,9 +76,10 @@ class DelimiterFramer(object):
             if i < 0:
                 self._check(len(buf) - len(delim) + 1, ())
                 return []
-            first = bytes(buf[:i])
-            self._check(len(first), ())
-            data = bytes(buf[i + len(delim):])
+            data = bytes(buf[i + len(delim):])  # the rest: at most this chunk
+            del buf[i:]  # truncate in place, so the message is copied once
+            self._check(len(buf), ())
+            first = bytes(buf)
             self._buf = buf = bytearray()
             messages = [first]
         else:
