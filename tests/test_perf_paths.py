@@ -1,0 +1,188 @@
+"""Behaviour of the engine's fast paths (issue 6): same guarantees, fewer hops and copies."""
+import logging
+import threading
+
+from helpers import DEADLINE, Recorder, raw_client, recv_until, wait_until
+from tcpcom import TCPClient, TCPServer
+from tcpcom.engine import BIG_SEND, Handler, Listener, connect
+
+
+class Batches(Handler):
+    """Takes whole batches through the messages_received hook."""
+
+    def __init__(self):
+        Handler.__init__(self)
+        self.batches = []
+        self.single = []
+        self.cond = threading.Condition()
+
+    def messages_received(self, conn, messages):
+        with self.cond:
+            self.batches.append(list(messages))
+            self.cond.notify_all()
+
+    def message_received(self, conn, message):
+        self.single.append(message)
+
+    def all(self):
+        with self.cond:
+            return [m for b in self.batches for m in b]
+
+
+def test_batch_hook_gets_every_message_in_order_instead_of_message_received():
+    h = Batches()
+    listener = Listener(0, lambda conn: h, host="127.0.0.1")
+    try:
+        s = raw_client(listener.port)
+        expected = ["m%d" % i for i in range(500)]
+        s.sendall(b"".join(m.encode() + b"\0" for m in expected))  # arrives in few chunks
+        wait_until(lambda: len(h.all()) >= 500)
+        assert h.all() == expected
+        assert h.single == []
+        s.close()
+    finally:
+        listener.close()
+
+
+def test_batch_hook_that_raises_is_logged_and_later_batches_still_come(caplog):
+    got = []
+
+    class Bad(Handler):
+        def messages_received(self, conn, messages):
+            got.extend(messages)
+            if "boom" in messages:
+                raise RuntimeError("batch bug")
+
+    listener = Listener(0, lambda conn: Bad(), host="127.0.0.1")
+    try:
+        with caplog.at_level(logging.ERROR, logger="tcpcom"):
+            s = raw_client(listener.port)
+            s.sendall(b"boom\0")
+            wait_until(lambda: "boom" in got)
+            s.sendall(b"after\0")
+            wait_until(lambda: "after" in got)
+        assert any("batch bug" in (r.exc_text or "") for r in caplog.records)
+        s.close()
+    finally:
+        listener.close()
+
+
+def test_tcpserver_callback_raising_mid_chunk_still_gets_the_rest_of_the_chunk(caplog):
+    got = []
+
+    def cb(state, msg):
+        if state == "MESSAGE":
+            got.append(msg)
+            if msg == "boom":
+                raise RuntimeError("student bug")
+
+    srv = TCPServer(0, cb, host="127.0.0.1")
+    try:
+        with caplog.at_level(logging.ERROR, logger="tcpcom"):
+            s = raw_client(srv.getPort())
+            s.sendall(b"a\0boom\0c\0")  # one send: one chunk, one batch
+            wait_until(lambda: len(got) >= 3)
+        assert got == ["a", "boom", "c"]
+        assert sum("student bug" in (r.exc_text or "") for r in caplog.records) == 1
+        s.close()
+    finally:
+        srv.terminate()
+
+
+def test_big_message_is_sent_whole_with_its_delimiter_and_the_next_one_follows():
+    got = []
+    done = threading.Event()
+
+    class Keep(Handler):
+        def message_received(self, conn, message):
+            got.append(message)
+            if len(got) == 3:
+                done.set()
+
+    listener = Listener(0, lambda conn: Keep(), host="127.0.0.1", encoding=None,
+                        max_message_size=4 * BIG_SEND)
+    try:
+        c = connect("127.0.0.1", listener.port, None, encoding=None)
+        big = bytes(bytearray(range(1, 256))) * (BIG_SEND // 255 + 3)  # no NUL; over the no-copy threshold
+        assert len(big) >= BIG_SEND
+        c.send_message(b"before")
+        c.send_message(big)
+        c.send_message(b"after")
+        assert done.wait(DEADLINE)
+        assert got == [b"before", big, b"after"]
+        c.close()
+    finally:
+        listener.close()
+
+
+def test_big_message_with_a_line_framing_gets_the_line_end():
+    listener = Listener(0, lambda conn: None, host="127.0.0.1", framing="line")
+    s = None
+    try:
+        server_side = []
+        listener.on_connection = lambda conn: server_side.append(conn)
+        s = raw_client(listener.port)
+        wait_until(lambda: server_side)
+        big = "x" * (BIG_SEND + 10)
+        server_side[0].send_message(big)
+        data = recv_until(s, 1, b"\r\n")
+        assert data == big.encode() + b"\r\n"
+    finally:
+        if s is not None:
+            s.close()
+        listener.close()
+
+
+def test_wait_closed_before_and_after_the_close():
+    listener = Listener(0, lambda conn: None, host="127.0.0.1")
+    try:
+        c = connect("127.0.0.1", listener.port, None)
+        assert not c.wait_closed(0.05)  # the Event is made on demand and not yet set
+        c.close()
+        assert c.wait_closed(DEADLINE)
+        assert c.wait_closed(0)  # after the close: True at once
+    finally:
+        listener.close()
+
+
+def test_on_connection_runs_one_at_a_time_even_when_run_inline():
+    active = [0]
+    overlap = [False]
+    seen = []
+    lock = threading.Lock()
+
+    def on_connection(conn):
+        with lock:
+            active[0] += 1
+            overlap[0] = overlap[0] or active[0] > 1
+        threading.Event().wait(0.002)  # widen the window a concurrent call would need
+        with lock:
+            active[0] -= 1
+            seen.append(conn.id)
+        return None
+
+    listener = Listener(0, on_connection, host="127.0.0.1")
+    socks = []
+    try:
+        socks = [raw_client(listener.port) for _ in range(20)]
+        wait_until(lambda: len(seen) == 20)
+        assert not overlap[0]
+    finally:
+        for s in socks:
+            s.close()
+        listener.close()
+
+
+def test_request_reply_is_still_delivered_to_the_callback():
+    rec = Recorder("client")
+    srv = TCPServer(0, lambda state, msg: srv.sendMessage("re:" + msg) if state == "MESSAGE" else None,
+                    host="127.0.0.1")
+    try:
+        c = TCPClient("127.0.0.1", srv.getPort(), rec)
+        assert c.connect()
+        assert c.sendMessage("x", DEADLINE) == "re:x"
+        rec.wait_messages(1)
+        assert rec.messages() == ["re:x"]
+        c.disconnect()
+    finally:
+        srv.terminate()
