@@ -31,7 +31,7 @@ WORKERS = os.path.join(HERE, "workers.py")
 CPU = 0
 
 VARIANTS = [(25, 0.002), (10, 0.001), (5, 0.0005), (2, 0.0002)]
-FULL = dict(connect=dict(n=40, gap=0.01, rounds=4, occupied=100, variants=VARIANTS), roundtrip=dict(n=2000, reps=7),
+FULL = dict(connect=dict(n=40, gap=0.01, rounds=4, occupied=100, variants=VARIANTS), roundtrip=dict(n=1000, reps=15),
             throughput=dict(n=300000, reps=7), bulk=dict(sizes=[16, 64], reps=5),
             concurrency=dict(sizes=[100, 500, 1000, 2000], rounds=20, reps=3),
             http=dict(n=3000, threads=8))
@@ -468,7 +468,8 @@ def machine():
     except OSError:
         pass
     return {"date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"), "nproc": os.cpu_count(),
-            "python": platform.python_version(), "cpu": model}
+            "python": platform.python_version(), "cpu": model,
+            "loadavg": " ".join("%.2f" % x for x in os.getloadavg())}
 
 
 def main(argv=None):
@@ -481,8 +482,8 @@ def main(argv=None):
     only = set(int(x) for x in args.only.split(",")) if args.only else set(range(1, 7))
     can_pin = hasattr(os, "sched_setaffinity") and CPU in os.sched_getaffinity(0)
     M = machine()
-    print("# tcpcom bench %s: %s, nproc %s, Python %s, %s" % (
-        "--quick" if args.quick else "(full)", M["date"], M["nproc"], M["python"], M["cpu"]))
+    print("# tcpcom bench %s: %s, nproc %s, Python %s, %s, load average %s" % (
+        "--quick" if args.quick else "(full)", M["date"], M["nproc"], M["python"], M["cpu"], M["loadavg"]))
     print("ratios are ours / baseline: for times lower is better, for rates higher is better")
     R = {"machine": M, "quick": args.quick}
     t0 = time.time()
@@ -514,7 +515,8 @@ def main(argv=None):
         fig_http(P, R)
     targets(R)
     R["seconds"] = time.time() - t0
-    print("\nbench took %.1f s" % R["seconds"])
+    R["loadavg_end"] = " ".join("%.2f" % x for x in os.getloadavg())
+    print("\nbench took %.1f s; load average now %s" % (R["seconds"], R["loadavg_end"]))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(R, f, indent=1, sort_keys=True)

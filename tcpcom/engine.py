@@ -47,7 +47,7 @@ import threading
 from ._compat import (LOCK_TIMEOUT, LOSSLESS_ERRORS, integer_types, make_thread, monotonic,
                       set_keepalive, set_nodelay, string_types, to_bytes, is_addr_in_use)
 from .dispatch import SerialExecutor
-from .framing import DEFAULT_MAX_MESSAGE_SIZE, MessageTooLarge, RawFramer, make_framer
+from .framing import DEFAULT_MAX_MESSAGE_SIZE, DelimiterFramer, MessageTooLarge, RawFramer, make_framer
 
 log = logging.getLogger("tcpcom.engine")
 
@@ -275,6 +275,8 @@ class Connection(object):
         self.id = "c%d" % next(_ids)
         self.listener = listener
         self.framer = make_framer(framing, max_message_size)
+        if encoding and isinstance(self.framer, DelimiterFramer):
+            self.framer.allow_bytearray = True  # decoded at once: no copy of big messages needed
         self.encoding = encoding
         self.errors = errors or LOSSLESS_ERRORS
         self._stream_decoder = None

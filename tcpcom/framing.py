@@ -23,6 +23,7 @@ import re
 from ._compat import binary_type, string_types, text_type
 
 DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+_NO_COPY_MIN = 65536
 
 
 class MessageTooLarge(ValueError):
@@ -40,7 +41,15 @@ class MessageTooLarge(ValueError):
 
 
 class DelimiterFramer(object):
-    """Messages separated by ``delimiter`` (any non-empty byte string)."""
+    """Messages separated by ``delimiter`` (any non-empty byte string).
+
+    Messages are ``bytes``.  With ``allow_bytearray = True`` a message of
+    64 KiB or more that was assembled from several chunks is returned as
+    the ``bytearray`` it was assembled in, saving a copy of it -- for a
+    caller that decodes it at once (the engine does, when it delivers text).
+    """
+
+    allow_bytearray = False
 
     def __init__(self, delimiter=b"\0", max_size=DEFAULT_MAX_MESSAGE_SIZE):
         if isinstance(delimiter, text_type):
@@ -79,7 +88,7 @@ class DelimiterFramer(object):
             data = bytes(buf[i + len(delim):])  # the rest: at most this chunk
             del buf[i:]  # truncate in place, so the message is copied once
             self._check(len(buf), ())
-            first = bytes(buf)
+            first = buf if self.allow_bytearray and len(buf) >= _NO_COPY_MIN else bytes(buf)
             self._buf = buf = bytearray()
             messages = [first]
         else:

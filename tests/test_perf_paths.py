@@ -186,3 +186,41 @@ def test_request_reply_is_still_delivered_to_the_callback():
         c.disconnect()
     finally:
         srv.terminate()
+
+
+def test_framer_hands_big_assembled_messages_as_bytearray_only_when_allowed():
+    from tcpcom.framing import DelimiterFramer
+    big = b"y" * 200000
+    for allowed in (False, True):
+        f = DelimiterFramer(max_size=1 << 20)
+        f.allow_bytearray = allowed
+        out = []
+        for i in range(0, len(big), 4096):
+            out.extend(f.feed(big[i:i + 4096]))
+        out.extend(f.feed(b"\0small\0"))
+        assert out == [big, b"small"]
+        assert type(out[0]) is (bytearray if allowed else bytes)
+        assert type(out[1]) is bytes
+
+
+def test_big_text_message_arrives_as_text_and_big_bytes_message_as_bytes():
+    got = []
+    done = threading.Event()
+
+    class Keep(Handler):
+        def message_received(self, conn, message):
+            got.append(message)
+            done.set()
+
+    for encoding, payload in (("utf-8", u"\u00e9" * 300000), (None, b"z" * 600000)):
+        got[:] = []
+        done.clear()
+        listener = Listener(0, lambda conn: Keep(), host="127.0.0.1", encoding=encoding)
+        try:
+            c = connect("127.0.0.1", listener.port, None, encoding=encoding)
+            c.send_message(payload)
+            assert done.wait(DEADLINE)
+            assert got == [payload] and type(got[0]) is type(payload)
+            c.close()
+        finally:
+            listener.close()
