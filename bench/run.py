@@ -48,13 +48,14 @@ class Unavailable(Exception):
 class Server(object):
     """A server worker process; ``stats`` holds its VmHWM/threads after stop()."""
 
-    def __init__(self, kind, cpu=None):
+    def __init__(self, kind, cpu=None, env=None):
         self.kind = kind
         cmd = [sys.executable, WORKERS, "server", kind]
         if cpu is not None:
             cmd += ["--cpu", str(cpu)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     universal_newlines=True, cwd=os.path.dirname(HERE))
+                                     universal_newlines=True, cwd=os.path.dirname(HERE),
+                                     env=dict(os.environ, **env) if env else None)
         line = self._readline(30)
         if line.startswith("UNAVAILABLE"):
             self.stop()
@@ -90,13 +91,14 @@ class Server(object):
         return self.stats
 
 
-def client(job, kind, port, params, cpu=None, timeout=300):
+def client(job, kind, port, params, cpu=None, timeout=300, env=None):
     cmd = [sys.executable, WORKERS, "client", job, kind, str(port), json.dumps(params)]
     if cpu is not None:
         cmd += ["--cpu", str(cpu)]
     try:
         out = subprocess.run(cmd, stdout=subprocess.PIPE, universal_newlines=True,
-                             timeout=timeout, cwd=os.path.dirname(HERE)).stdout
+                             timeout=timeout, cwd=os.path.dirname(HERE),
+                             env=dict(os.environ, **env) if env else None).stdout
         return json.loads(out.strip().splitlines()[-1])
     except (subprocess.TimeoutExpired, ValueError, IndexError) as e:
         return {"error": "client job failed: %r" % (e,)}

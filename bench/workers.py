@@ -34,7 +34,8 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+# TCPCOM_BENCH_PATH: import tcpcom from another checkout (before/after comparisons)
+sys.path.insert(0, os.environ.get("TCPCOM_BENCH_PATH") or os.path.dirname(HERE))
 
 BIG = 160 * 1024 * 1024  # max message size for the bulk figure (64 MiB + room)
 BACKLOG = 2048

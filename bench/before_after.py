@@ -1,0 +1,65 @@
+"""Before/after: the same figures for two tcpcom checkouts, interleaved in one run.
+
+``python3 bench/before_after.py OLD_TCPCOM_PARENT_DIR [--quick]`` where the
+directory holds the old ``tcpcom`` package (e.g. made with
+``git archive <commit> tcpcom | tar -x -C /tmp/before``).  Prints medians of
+one-way throughput (TCPServer, Listener), round trip (TCPClient -> TCPServer),
+bulk 64 MiB up/down and 2,000-connection figures for "before" and "after".
+Every loop bounded; loopback only.
+"""
+from __future__ import print_function
+
+import os
+import statistics
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import run  # noqa: E402
+
+
+def main():
+    old = os.path.abspath(sys.argv[1])
+    quick = "--quick" in sys.argv
+    rounds = 2 if quick else 5
+    sides = [("before", {"TCPCOM_BENCH_PATH": old}), ("after", {"TCPCOM_BENCH_PATH": os.path.dirname(HERE)})]
+    res = {}
+
+    def add(key, side, value):
+        res.setdefault(key, {}).setdefault(side, []).append(value)
+
+    for _ in range(rounds):
+        for side, env in sides:
+            for kind in ("tcpserver", "listener"):
+                srv = run.Server(kind, None, env)
+                r = run.client("throughput", "raw", srv.port, dict(n=20000 if quick else 300000, reps=1), None, env=env)
+                srv.stop()
+                if "rates" in r:
+                    add("throughput %s M msg/s" % kind, side, r["rates"][0] / 1e6)
+            srv = run.Server("tcpserver", None, env)
+            r = run.client("roundtrip", "tcpclient", srv.port, dict(n=200 if quick else 1000, reps=1), None, env=env)
+            if "times" in r:
+                add("round trip TCPClient -> TCPServer us", side, r["times"][0] * 1e6)
+            size = 4 if quick else 64
+            r = run.client("bulk", "tcpclient", srv.port, dict(sizes=[size], reps=1), None, env=env)
+            srv.stop()
+            for way in ("up", "down"):
+                if "%s%d" % (way, size) in r:
+                    add("bulk %d MiB %s s" % (size, way), side, r["%s%d" % (way, size)][0])
+            n = 100 if quick else 2000
+            srv = run.Server("listener", None, env)
+            r = run.client("concurrency", "raw", srv.port, dict(n=n, rounds=20), None, env=env)
+            st = srv.stop()
+            if "round_trips" in r:
+                add("%d connections round trips/s" % n, side, r["round_trips"] / r["rt_time"])
+                add("%d connections peak RSS MiB" % n, side, st.get("hwm_kb", 0) / 1024.0)
+    print("| figure (median of %d interleaved runs) | before | after | after / before |" % rounds)
+    print("|---|---|---|---|")
+    for key in res:
+        b = statistics.median(res[key].get("before", [float("nan")]))
+        a = statistics.median(res[key].get("after", [float("nan")]))
+        print("| %s | %.3g | %.3g | %.2f |" % (key, b, a, a / b if b else float("nan")))
+
+
+if __name__ == "__main__":
+    main()
