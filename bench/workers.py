@@ -397,6 +397,9 @@ SERVERS = {
 
 
 def server_main(kind):
+    if os.environ.get("TCPCOM_BENCH_GC_OFF"):  # experiments only: is it the collector?
+        import gc
+        gc.disable()
     stop = threading.Event()
     peak = [0]
 

@@ -217,7 +217,19 @@ class SerialExecutor(object):
         if owner is _SCHEDULED:
             self.dispatcher.schedule(self._drain)
             return
-        self._run_first(fn, args)
+        # inline: run it here, then whatever was posted meanwhile (written out
+        # rather than in helpers: this is the per-message path)
+        ok = False
+        try:
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("callback %s raised; the engine goes on", getattr(fn, "__name__", fn))
+            self._drain_loop()
+            ok = True
+        finally:
+            if not ok:
+                self._release_after_error()
 
     def wait_idle(self, timeout):
         """Wait up to ``timeout`` s until everything posted so far was delivered.
@@ -259,16 +271,6 @@ class SerialExecutor(object):
                 self._room.wait(0.05)
         finally:
             self._waiting -= 1
-
-    def _run_first(self, fn, args):
-        ok = False
-        try:
-            call_logged(fn, args)
-            self._drain_loop()
-            ok = True
-        finally:
-            if not ok:
-                self._release_after_error()
 
     def _drain(self):
         with self._lock:

@@ -45,7 +45,7 @@ import socket
 import threading
 
 from ._compat import (LOCK_TIMEOUT, LOSSLESS_ERRORS, integer_types, make_thread, monotonic,
-                      set_keepalive, set_nodelay, string_types, to_bytes, is_addr_in_use)
+                      set_keepalive, set_nodelay, string_types, text_type, to_bytes, is_addr_in_use)
 from .dispatch import SerialExecutor
 from .framing import DEFAULT_MAX_MESSAGE_SIZE, DelimiterFramer, MessageTooLarge, RawFramer, make_framer
 
@@ -528,9 +528,12 @@ class Connection(object):
         Concurrent senders never interleave; raises :class:`ConnectionClosedError`
         when the connection is (or gets) closed.
         """
-        if message is None:
+        if message.__class__ is text_type:  # the common case, without a call
+            payload = message.encode(self.encoding or "utf-8", LOSSLESS_ERRORS)
+        elif message is None:
             raise TypeError("cannot send None: pass text or bytes")
-        payload = to_bytes(message, self.encoding or "utf-8")
+        else:
+            payload = to_bytes(message, self.encoding or "utf-8")
         if len(payload) < BIG_SEND:
             self._sendall(self.framer.encode(payload))
         else:  # no copy of a big payload just to append the delimiter
