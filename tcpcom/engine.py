@@ -278,6 +278,7 @@ class Connection(object):
         if encoding and isinstance(self.framer, DelimiterFramer):
             self.framer.allow_bytearray = True  # decoded at once: no copy of big messages needed
         self.encoding = encoding
+        self._utf8 = (encoding or "utf-8").lower().replace("-", "").replace("_", "") == "utf8"
         self.errors = errors or LOSSLESS_ERRORS
         self._stream_decoder = None
         if encoding and isinstance(self.framer, RawFramer):
@@ -529,6 +530,9 @@ class Connection(object):
         when the connection is (or gets) closed.
         """
         if message.__class__ is text_type:  # the common case, without a call
+            if len(message) >= BIG_SEND and self._utf8:
+                self._send_parts(self._encode_slices(message))
+                return
             payload = message.encode(self.encoding or "utf-8", LOSSLESS_ERRORS)
         elif message is None:
             raise TypeError("cannot send None: pass text or bytes")
@@ -538,6 +542,37 @@ class Connection(object):
             self._sendall(self.framer.encode(payload))
         else:  # no copy of a big payload just to append the delimiter
             self._sendall(payload, self.framer.encode(b""))
+
+    def _encode_slices(self, text):
+        # A big text is encoded and sent a slice at a time: no second copy of
+        # the whole message, and no fresh pages for it (UTF-8 is stateless,
+        # so the slices encode to exactly the bytes of the whole).
+        step, n, i = BIG_SEND, len(text), 0
+        while i < n:
+            j = min(i + step, n)
+            if j < n and 0xD800 <= ord(text[j - 1]) <= 0xDBFF:
+                j += 1  # never split a surrogate pair (UTF-16 builds, Jython)
+            yield text[i:j].encode("utf-8", LOSSLESS_ERRORS)
+            i = j
+        yield self.framer.encode(b"")
+
+    def _send_parts(self, parts):
+        if self._state != _OPEN:
+            raise ConnectionClosedError("connection %s to %s:%d is closed; connect again before sending"
+                                        % (self.id, self.remote_address, self.remote_port))
+        with self._send_lock:
+            try:
+                for part in parts:
+                    if part:
+                        self._sending_since = monotonic()  # progress: the send timeout restarts
+                        self.sock.sendall(part)
+            except (socket.error, OSError) as e:
+                cause = self._cause
+                self._shutdown(e)
+                raise ConnectionClosedError("sending to %s:%d failed: %s"
+                                            % (self.remote_address, self.remote_port, cause or e))
+            finally:
+                self._sending_since = None
 
     def _sendall(self, data, tail=b""):
         if self._state != _OPEN:

@@ -224,3 +224,42 @@ def test_big_text_message_arrives_as_text_and_big_bytes_message_as_bytes():
             c.close()
         finally:
             listener.close()
+
+
+def test_big_text_is_sent_in_slices_that_join_to_its_exact_utf8_bytes():
+    # non-ASCII around every slice boundary, a surrogate-escaped byte, and
+    # a length that is not a multiple of the slice size
+    text = (u"a\u00e9\u20ac\U0001f600" * (BIG_SEND // 2 + 7)) + u"\udcff" + u"end"
+    listener = Listener(0, lambda conn: None, host="127.0.0.1")
+    s = None
+    try:
+        server_side = []
+        listener.on_connection = lambda conn: server_side.append(conn)
+        s = raw_client(listener.port)
+        wait_until(lambda: server_side)
+        got = []
+        reader = threading.Thread(target=lambda: got.append(recv_until(s, 1, b"\0")))
+        reader.start()  # read while sending: the text is bigger than the socket buffers
+        server_side[0].send_message(text)
+        reader.join(DEADLINE)
+        assert got == [text.encode("utf-8", "surrogateescape") + b"\0"]
+    finally:
+        if s is not None:
+            s.close()
+        listener.close()
+
+
+def test_big_text_to_a_closed_connection_raises_a_clear_error():
+    from tcpcom.engine import ConnectionClosedError
+    listener = Listener(0, lambda conn: None, host="127.0.0.1")
+    try:
+        c = connect("127.0.0.1", listener.port, None)
+        c.close()
+        try:
+            c.send_message(u"x" * (BIG_SEND + 1))
+        except ConnectionClosedError as e:
+            assert "closed" in str(e)
+        else:
+            raise AssertionError("no error")
+    finally:
+        listener.close()
