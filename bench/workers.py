@@ -729,9 +729,52 @@ def job_concurrency(kind, port, p):
             "round_trips": done, "fails": fails}
 
 
+def _read_response(s, buf):
+    """One HTTP response from socket ``s`` (``buf``: bytes already read).
+
+    Returns ``(ok, rest, server_closes)``; needs Content-Length, or reads
+    to EOF when there is none."""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(65536)
+        if not chunk:
+            return False, b"", True
+        buf += chunk
+    head, _, body = buf.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(b":")
+        headers[k.strip().lower()] = v.strip()
+    closes = (headers.get(b"connection", b"").lower() == b"close"
+              or (lines[0].startswith(b"HTTP/1.0") and headers.get(b"connection", b"").lower() != b"keep-alive"))
+    length = headers.get(b"content-length")
+    if length is None:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+        rest, closes = b"", True
+    else:
+        length = int(length)
+        while len(body) < length:
+            chunk = s.recv(65536)
+            if not chunk:
+                return False, b"", True
+            body += chunk
+        body, rest = body[:length], body[length:]
+    ok = b" 200 " in lines[0][:16] and body.endswith(b"</html>")
+    return ok, rest, closes
+
+
 def job_http(kind, port, p):
-    """Figure 6: ``threads`` client threads, ``n`` requests in all, a new connection each."""
-    req = b"GET /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    """Figure 6: ``threads`` client threads, ``n`` requests in all.
+
+    ``keepalive`` False: a new connection per request (``Connection: close``);
+    True: each thread keeps its connection for as long as the server does."""
+    keep = p.get("keepalive", False)
+    req = (b"GET /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+           + (b"" if keep else b"Connection: close\r\n") + b"\r\n")
     n, nthreads = p["n"], p["threads"]
     lock = threading.Lock()
     counts = {"ok": 0, "fail": 0}
@@ -739,28 +782,32 @@ def job_http(kind, port, p):
     deadline = time.perf_counter() + p.get("deadline", 60.0)
 
     def worker():
+        s, rest = None, b""
         while time.perf_counter() < deadline:
             with lock:
                 if todo[0] <= 0:
-                    return
+                    break
                 todo[0] -= 1
             ok = False
             try:
-                s = socket.create_connection(("127.0.0.1", port), 10)
-                s.settimeout(10)
+                if s is None:
+                    s = socket.create_connection(("127.0.0.1", port), 10)
+                    s.settimeout(10)
+                    rest = b""
                 s.sendall(req)
-                data = b""
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                s.close()
-                ok = data.startswith(b"HTTP/1.") and b" 200 " in data[:16] and data.endswith(b"</html>")
+                ok, rest, closes = _read_response(s, rest)
+                if closes or not ok:
+                    s.close()
+                    s = None
             except OSError:
                 ok = False
+                if s is not None:
+                    s.close()
+                    s = None
             with lock:
                 counts["ok" if ok else "fail"] += 1
+        if s is not None:
+            s.close()
 
     t0 = time.perf_counter()
     ts = [threading.Thread(target=worker) for _ in range(nthreads)]
