@@ -85,7 +85,9 @@ def to_bytes(data, encoding="utf-8", errors=None):
         return data.encode(encoding, errors or LOSSLESS_ERRORS)
     if isinstance(data, binary_type):
         return data
-    if isinstance(data, (bytearray, memoryview)):
+    if isinstance(data, memoryview):
+        return data.tobytes()  # bytes(memoryview) is its repr on Python 2.7 / Jython
+    if isinstance(data, bytearray):
         return bytes(data)
     raise TypeError("expected text or bytes, got %s (%r); convert it with str() first"
                     % (type(data).__name__, data))
@@ -114,3 +116,93 @@ def set_keepalive(sock):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
     except (socket.error, AttributeError, OSError):  # pragma: no cover - platform dependent
         pass
+
+
+# -- Jython's socket layer -----------------------------------------------------
+#
+# Jython 2.7 implements sockets on Netty.  Three of its differences from C
+# sockets matter to the engine (found by running, see README "TigerJython /
+# Jython"); the helpers below are no-ops (or plain calls) elsewhere.
+#
+# - shutdown() does not wake a thread blocked in recv(): it only detaches the
+#   socket's read handler; close() wakes it only sometimes (the close
+#   completes asynchronously and may drain the queue recv() waits on first).
+# - Neither shutdown() nor close() of a listening socket wakes accept().
+# - close() of a listening socket completes asynchronously: binding the same
+#   port again right after it can fail with EADDRINUSE for tens of ms.
+
+#: seconds Listener retries a bind that failed with EADDRINUSE (a port closed
+#: a moment ago by this JVM is freed asynchronously on Jython)
+BIND_RETRY = 0.5 if JYTHON else 0.0
+
+if JYTHON:  # pragma: no cover - exercised by tests/jython under Jython
+    try:
+        import _socket as _jsocket
+        _PEER_CLOSED = _jsocket._PEER_CLOSED
+    except (ImportError, AttributeError):
+        _PEER_CLOSED = None
+
+    def wake_reader(sock):
+        """Make a recv() (or poll) blocked in another thread see the end of the stream.
+
+        Queues the end marker Jython's recv() waits for and notifies pollers.
+        Returns True if it could.
+        """
+        real = getattr(sock, "_sock", None)
+        incoming = getattr(real, "incoming", None)
+        if incoming is None or _PEER_CLOSED is None:
+            return False
+        try:
+            incoming.put(_PEER_CLOSED)
+            real._notify_selectors(hangup=True)
+        except Exception:
+            return False
+        return True
+
+    def wake_accept(sock, timeout=1.0):
+        """Make accept() blocked in another thread return: connect to the socket once.
+
+        (What the original tcpcom does on every platform.)  The caller's
+        accept loop sees its closing flag and drops the connection.
+        """
+        try:
+            host, port = sock.getsockname()[:2]
+        except (socket.error, OSError):
+            return False
+        if host in ("", "0.0.0.0"):
+            host = "127.0.0.1"
+        elif host in ("::", "0:0:0:0:0:0:0:0"):
+            host = "::1"
+        try:
+            s = socket.create_connection((host, port), timeout)
+        except (socket.error, OSError):
+            return False
+        s.close()
+        return True
+
+    def close_listening(sock, timeout=2.0):
+        """Close a listening socket and wait (at most ``timeout`` s) until its port is free."""
+        real = getattr(sock, "_sock", None)
+        sock.close()
+        ms = int(timeout * 1000)
+        try:
+            channel = getattr(real, "channel", None)
+            if channel is not None:
+                channel.closeFuture().awaitUninterruptibly(ms)
+            group = getattr(real, "parent_group", None)  # its event loop owns the port
+            if group is not None:
+                group.terminationFuture().awaitUninterruptibly(ms)
+        except Exception:  # another Jython version: the bind retry still covers it
+            pass
+else:
+    def wake_reader(sock):
+        """Nothing to do: shutdown() wakes a blocked recv() on CPython."""
+        return False
+
+    def wake_accept(sock, timeout=1.0):
+        """Nothing to do: shutdown() wakes accept() on Linux (elsewhere the accept timeout does)."""
+        return False
+
+    def close_listening(sock, timeout=2.0):
+        """Close a listening socket; the port is free when close() returns."""
+        sock.close()

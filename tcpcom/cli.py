@@ -1,3 +1,4 @@
+# -*- coding: utf-8 -*-
 """Command line: ``python -m tcpcom`` (or ``tcpcom``).
 
     tcpcom demo                       a server and a client talk; every event is printed
@@ -24,7 +25,7 @@ def _say(who, state, msg):
         sys.stdout.flush()
 
 
-def run_demo(messages=("Hello", "Grüezi", "3 + 4 = ?")):
+def run_demo(messages=(u"Hello", u"Grüezi", u"3 + 4 = ?")):
     """A TCPServer that answers and a TCPClient that asks, in one process."""
     ended = threading.Event()
 

@@ -39,8 +39,9 @@ import select
 import socket
 import threading
 
-from ._compat import (LOCK_TIMEOUT, LOSSLESS_ERRORS, integer_types, make_thread, monotonic,
-                      set_keepalive, set_nodelay, string_types, to_bytes, is_addr_in_use)
+from ._compat import (BIND_RETRY, LOCK_TIMEOUT, LOSSLESS_ERRORS, close_listening, integer_types,
+                      is_addr_in_use, make_thread, monotonic, set_keepalive, set_nodelay,
+                      string_types, to_bytes, wake_accept, wake_reader)
 from .dispatch import SerialExecutor
 from .framing import DEFAULT_MAX_MESSAGE_SIZE, MessageTooLarge, RawFramer, make_framer
 
@@ -181,8 +182,14 @@ def wait_readable(sock, timeout):
     poll = getattr(select, "poll", None)
     if poll is not None:
         p = poll()
-        p.register(sock, select.POLLIN | getattr(select, "POLLHUP", 0) | getattr(select, "POLLERR", 0))
-        return bool(p.poll(max(0, int(timeout * 1000 + 0.999))))
+        # POLLIN only: C's poll() reports hang-up and errors anyway; Jython's
+        # makes a hung-up socket readable and fires a spurious POLLERR after
+        # connect (the connect future passed as the "exception").
+        p.register(sock, select.POLLIN)
+        try:
+            return bool(p.poll(max(0, int(timeout * 1000 + 0.999))))
+        finally:
+            p.unregister(sock)  # Jython: else the socket keeps notifying this poll object
     r, _, _ = select.select([sock], [], [], max(0.0, timeout))
     return bool(r)
 
@@ -362,6 +369,7 @@ class Connection(object):
             self.sock.shutdown(socket.SHUT_RDWR)
         except (socket.error, OSError):
             pass
+        wake_reader(self.sock)  # Jython: shutdown() does not wake the reader's recv()
         if self._reader is None:  # never started: finish here
             self._finish(cause)
         return True
@@ -677,17 +685,23 @@ class Listener(object):
         self._active = 1  # the accept thread, plus one per live connection
         self._thread = None
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
-            sock.listen(backlog)
-        except (socket.error, OSError) as e:
-            sock.close()
-            if is_addr_in_use(e):
+        retry_until = monotonic() + BIND_RETRY
+        while True:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind((host, port))
+                sock.listen(backlog)
+                break
+            except (socket.error, OSError) as e:
+                sock.close()
+                if not is_addr_in_use(e):
+                    raise
+                if port and monotonic() < retry_until:  # Jython: a port closed a moment ago
+                    threading.Event().wait(0.01)        # is freed asynchronously
+                    continue
                 raise PortInUseError(errno.EADDRINUSE, "port %d is already in use: stop the other "
                                      "program or choose another port" % port)
-            raise
         self.sock = sock
         self.port = sock.getsockname()[1]
         if start:
@@ -738,7 +752,7 @@ class Listener(object):
                 self._accepted(sock, addr)
         finally:
             try:
-                self.sock.close()
+                close_listening(self.sock)  # Jython: waits until the port is free
             except (socket.error, OSError):
                 pass
             self._release()
@@ -804,21 +818,23 @@ class Listener(object):
                 first = False
             else:
                 self._closing = first = True
+        t = self._thread
         if first:
             try:
                 self.sock.shutdown(socket.SHUT_RDWR)
             except (socket.error, OSError):
                 pass
-        t = self._thread
+            if t is not None:
+                wake_accept(self.sock)  # Jython: shutdown() does not wake accept()
         if t is None:
             if first:
-                self.sock.close()
+                close_listening(self.sock)
                 self._release()
         elif not _in_reader_thread():
             t.join()  # first: no connection can be added after this
         else:
             try:  # cannot wait here: close the socket now so the port is free at once
-                self.sock.close()
+                close_listening(self.sock)
             except (socket.error, OSError):
                 pass
         for conn in self.connections:
