@@ -7,6 +7,7 @@ from __future__ import absolute_import
 
 import codecs
 import errno
+import logging
 import socket
 import sys
 import threading
@@ -91,6 +92,31 @@ def to_bytes(data, encoding="utf-8", errors=None):
         return bytes(data)
     raise TypeError("expected text or bytes, got %s (%r); convert it with str() first"
                     % (type(data).__name__, data))
+
+
+class _LastResort(logging.Handler):
+    """Python 2.7 / Jython stand-in for Python 3's ``logging.lastResort``.
+
+    Without it Python 2 prints 'No handlers could be found for logger ...'
+    once and drops every warning of the library.  Like Python 3, it writes
+    warnings and errors (message only) to stderr as long as the program has
+    not configured logging itself.
+    """
+
+    def __init__(self):
+        logging.Handler.__init__(self, logging.WARNING)
+
+    def emit(self, record):
+        if logging.getLogger().handlers:
+            return  # the program configured logging: its handlers have it
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:  # pragma: no cover
+            self.handleError(record)
+
+
+if PY2:  # pragma: no cover - Python 2.7 / Jython
+    logging.getLogger("tcpcom").addHandler(_LastResort())
 
 
 def make_thread(target, name, args=()):
@@ -192,8 +218,36 @@ if JYTHON:  # pragma: no cover - exercised by tests/jython under Jython
             group = getattr(real, "parent_group", None)  # its event loop owns the port
             if group is not None:
                 group.terminationFuture().awaitUninterruptibly(ms)
+            # Jython stops the accepted connections' event loop only when the
+            # last of them closes after the listening socket; when all closed
+            # before, its threads would stay for the life of the JVM.
+            children = getattr(real, "child_group", None)
+            if children is not None and getattr(real, "accepted_children", 1) <= 0:
+                children.shutdownGracefully(0, 100, _MILLISECONDS)
         except Exception:  # another Jython version: the bind retry still covers it
             pass
+
+    def _quiet_netty():
+        """Silence Netty's 'Failed to submit a listener notification task' line.
+
+        Jython logs it (SEVERE) when an accepted connection closes after its
+        listening socket: the close notification finds the event loop that
+        Jython has just shut down.  Nothing is lost; the line only alarms.
+        """
+        try:
+            from java.util.logging import Level, Logger
+            logger = Logger.getLogger("io.netty.util.concurrent.DefaultPromise.rejectedExecution")
+            logger.setLevel(Level.OFF)
+            return logger  # keep a reference: the JVM forgets settings of unreferenced loggers
+        except Exception:
+            return None
+
+    try:
+        from java.util.concurrent import TimeUnit as _TimeUnit
+        _MILLISECONDS = _TimeUnit.MILLISECONDS
+    except ImportError:
+        _MILLISECONDS = None
+    _netty_logger = _quiet_netty()
 else:
     def wake_reader(sock):
         """Nothing to do: shutdown() wakes a blocked recv() on CPython."""
