@@ -119,6 +119,26 @@ if PY2:  # pragma: no cover - Python 2.7 / Jython
     logging.getLogger("tcpcom").addHandler(_LastResort())
 
 
+def script_text(msg):
+    """What a TigerJython script means by ``msg``: used by ``sendMessage`` of the tcpcom face.
+
+    Python 3: unchanged (bytes are bytes).  Python 2 / Jython: a byte string
+    that is valid UTF-8 (a literal in a file with a UTF-8 coding line, or a
+    message from the original tcpcom) is also unchanged -- the original puts
+    it on the wire as it is.  One that is not valid UTF-8 is read as Latin-1
+    text: that is how Jython stores the characters of a ``str`` literal when a
+    program such as TigerJython hands it the source as text (the literal
+    ``"Gr\\u00fcezi"`` becomes ``'Gr\\xfcezi'``), so it goes out as UTF-8 and a
+    CPython peer reads the same text.
+    """
+    if PY2 and isinstance(msg, binary_type):
+        try:
+            msg.decode("utf-8")
+        except UnicodeDecodeError:
+            return msg.decode("latin-1")
+    return msg
+
+
 def make_thread(target, name, args=()):
     """A daemon thread (Jython 2.7 has no ``daemon=`` keyword)."""
     t = threading.Thread(target=target, name=name, args=args)

@@ -10,7 +10,7 @@ import logging
 import socket
 import threading
 
-from ._compat import binary_type, string_types, text_type
+from ._compat import binary_type, script_text, string_types, text_type
 from ._version import __version__
 from .dispatch import SerialExecutor
 from .engine import (ConnectionClosedError, Listener, Connection, PortInUseError, _check_callable,
@@ -153,7 +153,7 @@ class TCPServer(object):
             self._log.warning("sendMessage(%r): no client is connected, nothing was sent", msg)
             return
         try:
-            conn.send_message(msg)
+            conn.send_message(script_text(msg))
         except ConnectionClosedError as e:
             self._log.warning("sendMessage(%r) failed: %s", msg, e)
 
@@ -366,6 +366,7 @@ class TCPClient(object):
         if conn is None or not conn.is_open:
             self._log.warning("sendMessage(%r): not connected, nothing was sent; call connect() first", msg)
             return None
+        msg = script_text(msg)  # Jython: a str that is not UTF-8 is Latin-1 text
         try:
             if responseTime and responseTime > 0:
                 return conn.request(msg, responseTime)

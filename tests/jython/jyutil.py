@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from tcpcom._compat import JYTHON, PY2, monotonic, text_type  # noqa: E402
+from tcpcom._compat import JYTHON, PY2, monotonic, queue, text_type  # noqa: E402,F401
 
 #: seconds any single wait may take before the test fails
 DEADLINE = 15.0

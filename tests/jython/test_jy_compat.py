@@ -21,6 +21,30 @@ from tcpcom._compat import (LOCK_TIMEOUT, LOSSLESS_ERRORS, get_ident, make_threa
 from tcpcom.engine import wait_readable
 
 
+class Modules(unittest.TestCase):
+    def test_every_library_module_imports(self):
+        # catches syntax Jython 2.7 lacks (f-strings, nonlocal, ...) and
+        # non-ASCII source without a coding line
+        import importlib
+        import os
+        import pkgutil
+        import tcpcom
+        names = []
+        packages = [tcpcom]
+        try:
+            import xtcompat  # comes with its own issue
+            packages.append(xtcompat)
+        except ImportError:
+            pass
+        for pkg in packages:
+            for _, name, _ in pkgutil.iter_modules([os.path.dirname(pkg.__file__)]):
+                if name != "__main__":
+                    names.append(pkg.__name__ + "." + name)
+        self.assertIn("tcpcom.engine", names)
+        for name in names:
+            importlib.import_module(name)
+
+
 class Text(unittest.TestCase):
     def test_to_bytes(self):
         self.assertEqual(to_bytes(u"Grüße"), utf8(u"Grüße"))

@@ -6,7 +6,7 @@ import socket
 import threading
 import unittest
 
-from jyutil import (DEADLINE, JYTHON, Recorder, engine_threads, raw_client, raw_listener,
+from jyutil import (DEADLINE, JYTHON, PY2, Recorder, engine_threads, raw_client, raw_listener,
                     recv_until, text_type, utf8, wait_until)
 
 from tcpcom import TCPClient, TCPServer
@@ -110,6 +110,22 @@ class RoundTrip(Base):
         self.assertEqual(crec.wait_messages(2), [GREETING, u"zwei ö"])
         t.join(DEADLINE)
         self.assertEqual(result["wire"], utf8(GREETING) + b"\0" + utf8(u"zwei ö") + b"\0")
+
+    def test_byte_string_that_is_not_utf8(self):
+        # Jython stores a str literal as Latin-1 code points when a program such as
+        # TigerJython hands it the source as text: "Grüezi" is 'Gr\xfcezi'. The
+        # TigerJython face sends such a str as the text it shows (UTF-8 on the wire);
+        # on Python 3, bytes are bytes and go out unchanged.
+        lsock = raw_listener()
+        self.cleanups.append(lsock.close)
+        c, crec = self.client(lsock.getsockname()[1])
+        self.assertTrue(c.connect(DEADLINE))
+        conn, _ = lsock.accept()
+        self.cleanups.append(conn.close)
+        conn.settimeout(DEADLINE)
+        c.sendMessage(b"Gr\xfcezi")
+        expected = utf8(u"Grüezi") if PY2 else b"Gr\xfcezi"
+        self.assertEqual(recv_until(conn, 1), expected + b"\0")
 
     def test_original_style_client_bytes_arrive_as_text(self):
         server, srec = self.echo_server()
