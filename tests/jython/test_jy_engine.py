@@ -7,7 +7,8 @@ import unittest
 
 from jyutil import DEADLINE, Recorder, engine_threads, raw_client, recv_until, text_type, utf8, wait_until
 
-from tcpcom.engine import Connection, Handler, Listener, ReadTimeout, connect
+from tcpcom.engine import (Connection, ConnectionClosedError, Handler, Listener, ReadTimeout,
+                           SendTimeout, connect)
 
 
 class Echo(Handler):
@@ -163,6 +164,23 @@ class EngineTest(unittest.TestCase):
         lost.wait_state("lost")
         self.assertIsInstance(lost.messages("lost")[0], ReadTimeout)
         rec.wait_state("lost")
+
+    def test_send_timeout_when_the_peer_does_not_read(self):
+        # Jython: shutdown() does not wake a blocked sendall(); the engine's close does
+        import socket
+        lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(5)
+        self.cleanups.append(lsock.close)
+        conn, rec = self.client(lsock.getsockname()[1], send_timeout=0.5)
+        peer, _ = lsock.accept()  # never reads
+        self.cleanups.append(peer.close)
+        chunk = b"x" * 65536
+        with self.assertRaises(ConnectionClosedError):
+            for _ in range(100000):  # bounded: the buffers hold a few MB at most
+                conn.send(chunk)
+        rec.wait_state("lost")
+        self.assertIsInstance(rec.messages("lost")[0], SendTimeout)
 
     def test_close_from_another_thread_wakes_the_reader(self):
         # Jython: shutdown() alone would leave the reader blocked in recv()
