@@ -2,6 +2,8 @@
 
     python samples/echo_server.py [PORT]      (default 5000; 0 lets the system choose)
 """
+from __future__ import print_function
+
 import sys
 
 from tcpcom import TCPServer
