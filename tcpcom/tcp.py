@@ -23,11 +23,21 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 EVENT_WAIT = 5.0
 
 
-def _verbose(obj, prefix, logger, msg, *args):
-    text = msg % args if args else msg
-    logger.debug(text)
-    if obj.isVerbose:
-        print("   %s-> %s" % (prefix, text))
+class _Face(object):
+    """What TCPServer and TCPClient share: diagnostics and event delivery."""
+
+    isVerbose = False
+
+    def _debug(self, msg, *args):
+        text = msg % args if args else msg
+        self._log.debug(text)
+        if self.isVerbose:  # the classic tcpcom style
+            print("   %s-> %s" % (type(self).__name__, text))
+
+    def _emit(self, state, msg):
+        if state != "MESSAGE":
+            self._debug("state %s (%s)", state, msg)
+        self.stateChanged(state, msg)
 
 
 def _ignore(state, msg):
@@ -54,7 +64,7 @@ def getIPAddress():
     return "127.0.0.1"
 
 
-class TCPServer(object):
+class TCPServer(_Face):
     """A TCP server for one client at a time (TigerJython tcpcom).
 
     ``TCPServer(port, stateChanged, isVerbose=False)``; the third positional
@@ -78,7 +88,6 @@ class TCPServer(object):
     LISTENING = "LISTENING"
     TERMINATED = "TERMINATED"
     MESSAGE = "MESSAGE"
-    isVerbose = False
     _log = logging.getLogger("tcpcom.server")
 
     def __init__(self, port, stateChanged, endOfBlock=b"\0", isVerbose=False, host="",
@@ -113,14 +122,6 @@ class TCPServer(object):
 
     def __repr__(self):
         return "<TCPServer port %d%s>" % (self.port, " terminated" if self._terminated else "")
-
-    def _debug(self, msg, *args):
-        _verbose(self, "TCPServer", self._log, msg, *args)
-
-    def _emit(self, state, msg):
-        if state != self.MESSAGE:
-            self._debug("state %s (%s)", state, msg)
-        self.stateChanged(state, msg)
 
     # engine callbacks (all on this server's executor: one at a time, in order)
 
@@ -237,7 +238,7 @@ class _ServerSide(object):
             server._emit(TCPServer.LISTENING, str(server.port))
 
 
-class TCPClient(object):
+class TCPClient(_Face):
     """A TCP client (TigerJython tcpcom).
 
     ``TCPClient(ipAddress, port, stateChanged, isVerbose=False)``; nothing
@@ -258,7 +259,6 @@ class TCPClient(object):
     CONNECTED = "CONNECTED"
     DISCONNECTED = "DISCONNECTED"
     MESSAGE = "MESSAGE"
-    isVerbose = False
     _log = logging.getLogger("tcpcom.client")
 
     #: bounds of the automatic occupied wait, and its multiple of the handshake time
@@ -286,14 +286,6 @@ class TCPClient(object):
 
     def __repr__(self):
         return "<TCPClient %s:%d%s>" % (self.ipAddress, self.port, " connected" if self.isConnected() else "")
-
-    def _debug(self, msg, *args):
-        _verbose(self, "TCPClient", self._log, msg, *args)
-
-    def _emit(self, state, msg):
-        if state != self.MESSAGE:
-            self._debug("state %s (%s)", state, msg)
-        self.stateChanged(state, msg)
 
     def _post(self, state, msg):
         self._executor.post(self._emit, (state, msg), True)
