@@ -91,10 +91,10 @@ def to_bytes(data, encoding="utf-8", errors=None):
                     % (type(data).__name__, data))
 
 
-def make_thread(target, name, args=()):
-    """A daemon thread (Jython 2.7 has no ``daemon=`` keyword)."""
+def make_thread(target, name, args=(), daemon=True):
+    """A thread, daemon by default (Jython 2.7 has no ``daemon=`` keyword)."""
     t = threading.Thread(target=target, name=name, args=args)
-    t.daemon = True
+    t.daemon = daemon
     return t
 
 

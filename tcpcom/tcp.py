@@ -9,6 +9,7 @@ from __future__ import absolute_import, print_function
 import logging
 import socket
 import threading
+import weakref
 
 from ._compat import binary_type, string_types, text_type
 from ._version import __version__
@@ -21,6 +22,16 @@ from .framing import DEFAULT_MAX_MESSAGE_SIZE
 DEFAULT_CONNECT_TIMEOUT = 10.0
 #: seconds terminate()/disconnect() wait for their last event to be delivered
 EVENT_WAIT = 5.0
+
+
+#: every TCPServer and TCPClient made, while it exists (see close_all)
+_live = weakref.WeakSet()
+
+
+def close_all():
+    """Terminate every TCPServer and disconnect every TCPClient of this program."""
+    for obj in list(_live):
+        obj._close()
 
 
 class _Face(object):
@@ -100,6 +111,7 @@ class TCPServer(_Face):
         self.isVerbose = bool(isVerbose)
         self.stateChanged = stateChanged or _ignore
         self._executor = SerialExecutor(dispatcher)
+        _live.add(self)
         self._terminated = False
         self._timeout = None
         self.port = port
@@ -109,7 +121,7 @@ class TCPServer(_Face):
                 port, self._on_connection, host=host, framing=self.endOfBlock,
                 max_message_size=maxMessageSize, max_connections=1, serialize=True,
                 executor=self._executor, on_refused=self._on_refused, on_closed=self._on_closed,
-                dispatcher=dispatcher, start=False)
+                dispatcher=dispatcher, start=False, daemon=False)
         except PortInUseError as e:
             self._terminated = True
             self._debug("%s", e)
@@ -178,6 +190,8 @@ class TCPServer(_Face):
         self._terminated = True
         self._listener.close()
         self._executor.wait_idle(EVENT_WAIT)  # TERMINATED is delivered before we return
+
+    _close = terminate
 
     def isConnected(self):
         """True while a client is connected."""
@@ -280,6 +294,7 @@ class TCPClient(_Face):
         self.occupiedWait = occupiedWait
         self.maxMessageSize = maxMessageSize
         self._executor = SerialExecutor(dispatcher)
+        _live.add(self)
         self._conn = None
         self._connecting = False
         self._lastWait = None
@@ -318,7 +333,7 @@ class TCPClient(_Face):
             try:
                 conn = Connection(sock, _ClientSide(self), framing=self.endOfBlock,
                                   max_message_size=self.maxMessageSize,
-                                  executor=self._executor, initial_data=data)
+                                  executor=self._executor, initial_data=data, daemon=False)
             except (socket.error, OSError) as e:  # reset between the probe and here
                 sock.close()
                 self._debug("connection to %s lost at once: %s", where, e)
@@ -372,6 +387,8 @@ class TCPClient(_Face):
         if conn is not None:
             conn.close()
             self._executor.wait_idle(EVENT_WAIT)  # DISCONNECTED is delivered before we return
+
+    _close = disconnect
 
     def isConnecting(self):
         """True while ``connect()`` is trying to connect."""

@@ -209,3 +209,38 @@ def test_sample_engine_multi_echo():
         p.wait_line("total messages: 3")
     finally:
         p.kill()
+
+
+SERVER_SCRIPT = """
+import sys
+from tcpcom import *
+
+def onStateChanged(state, msg):
+    print(state, msg)
+    sys.stdout.flush()
+    if state == "MESSAGE" and msg == "quit":
+        server.terminate()
+
+server = TCPServer(0, stateChanged=onStateChanged)
+print("script ends here")
+"""
+
+
+def test_a_server_script_keeps_running_after_its_last_line_until_terminated():
+    # As with the original (its server thread is not a daemon): a classroom
+    # script that only creates the server must keep serving.
+    p = Proc(["-c", SERVER_SCRIPT])
+    try:
+        port = int(p.wait_line(r"LISTENING (\d+)").group(1))
+        p.wait_line("script ends here")
+        c = TCPClient("127.0.0.1", port, lambda s, m: None)
+        assert c.connect()
+        c.sendMessage("hello")
+        p.wait_line("MESSAGE hello")
+        assert p.p.poll() is None  # still running
+        c.sendMessage("quit")
+        assert p.finish() == 0
+        p.wait_line("TERMINATED")
+        c.disconnect()
+    finally:
+        p.kill()
