@@ -216,13 +216,13 @@ import sys
 from tcpcom import *
 
 def onStateChanged(state, msg):
-    print(state, msg)
+    sys.stdout.write("%s %s\n" % (state, msg))  # one write: the main thread prints too
     sys.stdout.flush()
     if state == "MESSAGE" and msg == "quit":
         server.terminate()
 
 server = TCPServer(0, stateChanged=onStateChanged)
-print("script ends here")
+sys.stdout.write("script ends here\n")
 """
 
 
