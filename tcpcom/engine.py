@@ -794,7 +794,11 @@ class Listener(object):
             self._active -= 1
             last = self._active == 0
         if last and self.on_closed is not None:
-            self.executor.post(self.on_closed, ())
+            # The last thread out delivers the final event itself, or waits
+            # for its delivery: a non-daemon listener must not let the
+            # program exit before it.
+            self.executor.post(self.on_closed, (), True, _true)
+            self.executor.wait_idle(5.0)
 
     def close(self):
         """Stop accepting and close every connection; safe to call twice.

@@ -211,7 +211,7 @@ def test_sample_engine_multi_echo():
         p.kill()
 
 
-SERVER_SCRIPT = """
+SERVER_SCRIPT = r"""
 import sys
 from tcpcom import *
 
