@@ -344,7 +344,20 @@ class UDPEndpoint(object):
             raise TypeError("address must be an IP address or name such as '127.0.0.1', not %r" % (address,))
         payload = to_bytes(data, self.encoding or "utf-8")
         self._check_open()
-        return self.sock.sendto(payload, (address, port))
+        return self.sock.sendto(payload, self._resolve(address, port))
+
+    def _resolve(self, address, port):
+        # names are resolved here (socket.gaierror if they do not), numeric
+        # addresses pass as they are
+        try:
+            socket.inet_aton(address)
+            if address.count(".") == 3:
+                return (address, port)
+        except (socket.error, OSError, ValueError):
+            pass
+        if ":" in address or address == "<broadcast>":
+            return (address, port)
+        return socket.getaddrinfo(address, port, self.family, socket.SOCK_DGRAM)[0][4]
 
     def send_broadcast(self, data, port, address=None):
         """Send one datagram to ``address`` (default ``broadcast_address``) with SO_BROADCAST on."""
