@@ -566,15 +566,15 @@ def test_outgoing_invalid_port_is_107(script):
 
 
 def test_outgoing_to_our_own_listener_both_sides_see_each_other(script):
-    script.echo = "\n"
     lid, port = listen("\n")
     cid = XTOpenTCPConnection("127.0.0.1", port, "\n")
     assert cid
-    XTWriteConnection(cid, "ping\n")
+    assert XTWriteConnection(cid, "ping\n")
     new = script.wait_count("new", 1)[0]
     server_id = new[1]
-    script.wait(lambda ev: script.data(cid) == ["ping"])
-    assert script.data(server_id) == ["ping"]
+    assert XTWriteConnection(server_id, "pong\n")
+    script.wait_count("data", 2)
+    assert script.data(server_id) == ["ping"] and script.data(cid) == ["pong"]
     assert new[2][xtKeyPeerPort] == api._face.connection(cid).conn.local_port
     XTCloseConnection(cid)
     errs = script.wait_count("error", 2)
