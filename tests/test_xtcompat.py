@@ -879,3 +879,116 @@ def test_mac_from_the_neighbour_table(tmp_path):
                        "? (192.168.1.6) at 00:11:22:33:44:55 [ether] on eth0\n") == {
         "192.168.1.5": "00:1b:2c:3d:4e:5f", "192.168.1.6": "00:11:22:33:44:55"}
     assert parse_proc_arp("header only\n") == {}
+
+
+# -- the sample plugin ------------------------------------------------------------------
+
+SAMPLE = os.path.join(ROOT, "samples", "xtension_device_plugin.py")
+
+
+class Plugin(object):
+    """The sample plugin in a child process; its stdout lines are collected."""
+
+    def __init__(self, args):
+        env = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8")
+        self.p = subprocess.Popen([sys.executable, SAMPLE] + args, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        self.lines = []
+        self.cond = threading.Condition()
+        self.t = threading.Thread(target=self._read)
+        self.t.daemon = True
+        self.t.start()
+
+    def _read(self):
+        for raw in self.p.stdout:
+            with self.cond:
+                self.lines.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
+                self.cond.notify_all()
+
+    def wait_line(self, needle, timeout=DEADLINE):
+        with self.cond:
+            ok = self.cond.wait_for(lambda: any(needle in line for line in self.lines), timeout)
+            assert ok, "no line with %r in %r" % (needle, self.lines)
+            return [line for line in self.lines if needle in line][0]
+
+    def finish(self, timeout=DEADLINE):
+        try:
+            return self.p.wait(timeout)
+        finally:
+            if self.p.poll() is None:
+                self.p.kill()
+                self.p.wait()
+            self.t.join(timeout)
+            self.p.stdout.close()
+
+
+def read_lines(sock, n):
+    data = b""
+    while data.count(b"\r\n") < n:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode("utf-8").split("\r\n")[:n]
+
+
+def test_sample_device_plugin(server_socket):
+    controller_port = server_socket.getsockname()[1]
+    plugin = Plugin(["--tcp", "0", "--udp", "0", "--host", "127.0.0.1",
+                     "--report", "127.0.0.1:%d" % controller_port, "--run-seconds", "30"])
+    try:
+        line = plugin.wait_line("LISTENING")
+        tcp_port, udp_port = [int(w.split("=")[1]) for w in line.split()[-2:]]
+        controller, _ = server_socket.accept()
+        controller.settimeout(DEADLINE)
+        assert read_lines(controller, 1) == ["HELLO dimmer-1"]
+        # discovery: a broadcast from this machine's loopback address
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        probe.bind(("127.0.0.1", 0))
+        probe.settimeout(DEADLINE)
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        probe.sendto(b"DISCOVER", ("255.255.255.255", udp_port))
+        assert probe.recvfrom(100)[0] == ("DEVICE dimmer-1 %d" % tcp_port).encode()
+        probe.close()
+        # two command clients
+        a, b = raw_client(tcp_port), raw_client(tcp_port)
+        assert read_lines(a, 1) == ["HELLO dimmer-1"] and read_lines(b, 1) == ["HELLO dimmer-1"]
+        a.sendall(b"ON\r\nDIM 4")
+        a.sendall(b"0\r\n")
+        assert read_lines(a, 4) == ["OK ON", "STATUS ON 100", "OK DIM 40", "STATUS ON 40"]
+        assert read_lines(b, 2) == ["STATUS ON 100", "STATUS ON 40"]
+        assert read_lines(controller, 2) == ["STATUS ON 100", "STATUS ON 40"]
+        b.sendall(b"bogus\r\nSTATUS\r\n")
+        assert read_lines(b, 2)[1] == "OK STATUS ON 40"
+        b.sendall(b"QUIT\r\n")
+        assert read_lines(b, 1) == ["OK BYE"]
+        assert plugin.finish() == 0
+        assert sees_eof(a) and sees_eof(controller)
+        plugin.wait_line("STOPPED (stopped)")
+        plugin.wait_line("ended: 102")
+        a.close()
+        b.close()
+        controller.close()
+    finally:
+        plugin.finish()
+
+
+def test_sample_device_plugin_stops_by_itself():
+    plugin = Plugin(["--tcp", "0", "--udp", "0", "--host", "127.0.0.1", "--udp-host", "127.0.0.1",
+                     "--run-seconds", "0.2"])
+    try:
+        assert plugin.finish() == 0
+        plugin.wait_line("STOPPED (timeout)")
+    finally:
+        plugin.finish()
+
+
+def test_sample_device_plugin_reports_a_port_in_use():
+    lid, port = listen()
+    plugin = Plugin(["--tcp", str(port), "--host", "127.0.0.1", "--run-seconds", "5"])
+    try:
+        assert plugin.finish() == 1
+        plugin.wait_line("an error occurred trying to bind")
+    finally:
+        plugin.finish()
+        XTStopAll()
