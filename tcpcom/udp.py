@@ -64,7 +64,7 @@ import logging
 import socket
 import threading
 
-from ._compat import LOSSLESS_ERRORS, integer_types, make_thread, string_types, to_bytes, is_addr_in_use
+from ._compat import JYTHON, LOSSLESS_ERRORS, integer_types, make_thread, string_types, to_bytes, is_addr_in_use
 from .dispatch import SerialExecutor
 from .engine import ConnectionClosedError, PortInUseError, _reader_threads, check_port
 
@@ -83,6 +83,15 @@ _TRANSIENT = set(getattr(errno, name) for name in ("ECONNREFUSED", "ECONNRESET",
                                                    "EWOULDBLOCK", "EHOSTUNREACH", "ENETUNREACH", "EMSGSIZE")
                  if hasattr(errno, name))
 _MAX_TRANSIENT = 1000  # in a row, without one good datagram between: give up
+
+
+def _enlarge_jython_receive(sock, size):  # pragma: no cover - Jython only
+    """Jython's Netty channel cuts every datagram to 2048 bytes unless told otherwise."""
+    try:
+        from io.netty.channel import FixedRecvByteBufAllocator
+        sock._sock.channel.config().setRecvByteBufAllocator(FixedRecvByteBufAllocator(size))
+    except Exception as e:
+        log.warning("cannot raise Jython's datagram size limit (2048 bytes): %s", e)
 
 
 class EndpointClosedError(ConnectionClosedError):
@@ -173,6 +182,8 @@ class UDPEndpoint(object):
             raise
         self.sock = sock
         self.port = sock.getsockname()[1]
+        if JYTHON:  # pragma: no cover - Jython only
+            _enlarge_jython_receive(sock, max_datagram + 1)
         if start:
             self.start()
 
@@ -211,7 +222,9 @@ class UDPEndpoint(object):
         reason = None
         transient = 0
         try:
-            sock.settimeout(None)
+            # Where shutdown() wakes a blocked recvfrom (CPython on Linux) the
+            # socket blocks; Jython's never wakes, so it polls the close flag.
+            sock.settimeout(WAKE_INTERVAL if JYTHON else None)
             while not self._closing:
                 try:
                     data, address = sock.recvfrom(limit + 1)
@@ -373,6 +386,9 @@ class UDPEndpoint(object):
     def _mreq(self, group, interface):
         if self.family != socket.AF_INET:
             raise ValueError("multicast groups are supported on IPv4 endpoints only")
+        if not hasattr(socket, "IP_ADD_MEMBERSHIP"):  # Jython 2.7's socket module
+            raise socket.error(errno.ENOPROTOOPT, "this Python's socket module cannot join multicast "
+                               "groups (no IP_ADD_MEMBERSHIP)")
         group_ip = resolve_group(group)
         iface = socket.gethostbyname(interface) if interface else "0.0.0.0"
         return group_ip, iface, socket.inet_aton(group_ip) + socket.inet_aton(iface)
@@ -404,10 +420,14 @@ class UDPEndpoint(object):
     def set_multicast_interface(self, interface):
         """Send multicast datagrams out of the interface with this local address."""
         self._check_open()
+        if not hasattr(socket, "IP_MULTICAST_IF"):
+            raise socket.error(errno.ENOPROTOOPT, "this Python's socket module has no IP_MULTICAST_IF")
         self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
                              socket.inet_aton(socket.gethostbyname(interface)))
 
     def set_multicast_ttl(self, ttl):
         """How many routers outgoing multicast datagrams may cross (default 1: this network only)."""
         self._check_open()
+        if not hasattr(socket, "IP_MULTICAST_TTL"):
+            raise socket.error(errno.ENOPROTOOPT, "this Python's socket module has no IP_MULTICAST_TTL")
         self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, int(ttl))

@@ -33,6 +33,22 @@ log = logging.getLogger("tcpcom.xtcompat")
 #: where XTWriteLog writes (shown on the console unless logging is configured)
 script_log = logging.getLogger("xtcompat")
 
+
+class _LastResort(logging.StreamHandler):
+    """Python 2.7 / Jython have no ``logging.lastResort``: show our warnings on
+    stderr as long as the program has not configured logging itself."""
+
+    def emit(self, record):
+        if not logging.getLogger().handlers:
+            logging.StreamHandler.emit(self, record)
+
+
+if PY2:  # pragma: no cover - Python 2.7 / Jython
+    _h = _LastResort()
+    _h.setLevel(logging.WARNING)
+    _h.setFormatter(logging.Formatter("%(name)s: %(levelname)s: %(message)s"))
+    log.addHandler(_h)
+
 #: XTension plugins cannot listen below this port
 MIN_LISTEN_PORT = 1024
 DEFAULT_CONNECT_TIMEOUT = 10
