@@ -80,7 +80,10 @@ class Script(object):
 def script():
     s = Script()
     XTRegisterHandlers(s)
+    # XTCOMPAT_TEST_SERIAL=1 runs every test with all events serialized
+    XTSerializeEvents(os.environ.get("XTCOMPAT_TEST_SERIAL") == "1")
     yield s
+    XTSerializeEvents(False)
     XTStopAll()
     api._face.stop_requested.clear()
     XTRegisterHandlers(None)
@@ -992,3 +995,39 @@ def test_sample_device_plugin_reports_a_port_in_use():
     finally:
         plugin.finish()
         XTStopAll()
+
+
+@pytest.mark.parametrize("serial", [True, False])
+def test_serialized_events_never_overlap(script, serial):
+    # A's event waits (bounded) for B's to start; serialized, B's cannot
+    # start until A's returns, so they never overlap.
+    state = {"active": 0, "overlap": False, "order": []}
+    lock = threading.Lock()
+    b_started = threading.Event()
+
+    def data(d, cid, info):
+        with lock:
+            state["active"] += 1
+            state["overlap"] = state["overlap"] or state["active"] > 1
+            state["order"].append(d)
+        if d == "A":
+            b_started.wait(1.0)
+        else:
+            b_started.set()
+        with lock:
+            state["active"] -= 1
+    XTRegisterHandlers({"XTNewConnection": lambda cid, info: True, "XTDataAvailable": data})
+    XTSerializeEvents(serial)
+    try:
+        lid, port = listen("\n")
+        a, b = raw_client(port), raw_client(port)
+        a.sendall(b"A\n")
+        wait_until(lambda: state["order"] == ["A"])
+        b.sendall(b"B\n")
+        wait_until(lambda: len(state["order"]) == 2)
+        assert state["order"] == ["A", "B"]
+        assert state["overlap"] is (not serial)
+        a.close()
+        b.close()
+    finally:
+        XTSerializeEvents(False)

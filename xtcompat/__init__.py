@@ -31,13 +31,14 @@ from tcpcom._version import __version__  # noqa: F401
 
 from .api import (XTCloseConnection, XTGetConnectionInfo, XTGetListenerPort, XTJoinMulticastGroup,
                   XTLeaveMulticastGroup, XTOpenTCPConnection, XTRegisterHandlers, XTRunForever,
-                  XTSendDatagram, XTSetNameLookupTimeout, XTStartTCPListener, XTStartUDPListener, XTStopAll,
-                  XTStopTCPListener, XTStopUDPListener, XTWriteConnection, XTWriteLog)
+                  XTSendDatagram, XTSerializeEvents, XTSetNameLookupTimeout, XTStartTCPListener,
+                  XTStartUDPListener, XTStopAll, XTStopTCPListener, XTStopUDPListener,
+                  XTWriteConnection, XTWriteLog)
 from .constants import *  # noqa: F401,F403
 from .constants import __all__ as _constant_names
 
 __all__ = ["XTCloseConnection", "XTGetConnectionInfo", "XTGetListenerPort", "XTJoinMulticastGroup",
            "XTLeaveMulticastGroup", "XTOpenTCPConnection", "XTRegisterHandlers", "XTRunForever",
-           "XTSendDatagram", "XTSetNameLookupTimeout", "XTStartTCPListener", "XTStartUDPListener",
-           "XTStopAll", "XTStopTCPListener", "XTStopUDPListener", "XTWriteConnection",
-           "XTWriteLog"] + list(_constant_names)
+           "XTSendDatagram", "XTSerializeEvents", "XTSetNameLookupTimeout", "XTStartTCPListener",
+           "XTStartUDPListener", "XTStopAll", "XTStopTCPListener", "XTStopUDPListener",
+           "XTWriteConnection", "XTWriteLog"] + list(_constant_names)

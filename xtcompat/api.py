@@ -80,6 +80,10 @@ class _Face(object):
         self.stop_requested = threading.Event()
         self.peers = PeerInfo()
         self.executor = SerialExecutor()  # face-level events (a failed XTOpenTCPConnection)
+        self.serial = None  # one executor for every event, after XTSerializeEvents(True)
+
+    def event_executor(self):
+        return self.serial or self.executor
 
     # -- the script's event functions --------------------------------------------
 
@@ -299,9 +303,10 @@ def XTStartTCPListener(thePort, theBoundryString=None, host="", binary=False,
         _face.add_connection(xc)
         return xc
     try:
+        serial = _face.serial
         listener = Listener(port, on_connection, host=host, framing=framing,
                             encoding=None if binary else "utf-8", max_message_size=maxMessageSize,
-                            start=False)
+                            serialize=serial is not None, executor=serial, start=False)
     except PortInUseError as e:
         log.error("%s(%d) failed: %s", where, thePort, e.strerror or e)
         return 0
@@ -348,7 +353,7 @@ def _open_failed(address, port, number, message):
             xtKeyName: address if isinstance(address, string_types) and not _is_ip(address) else UNKNOWN_NAME,
             xtKeyMacAddress: NO_MAC, xtKeyUniqueId: ""}
     info = _error_info(info, number, message)
-    _face.executor.post(_face.call, ("XTSocketError", ("", info), "failed connections are not reported"))
+    _face.event_executor().post(_face.call, ("XTSocketError", ("", info), "failed connections are not reported"))
     return ""
 
 
@@ -384,7 +389,7 @@ def XTOpenTCPConnection(theAddress, thePort, theBoundryString=None, theTimeout=D
         return _open_failed(theAddress, thePort, code, getattr(e, "strerror", None) or str(e))
     try:
         conn = Connection(sock, None, framing=framing, encoding=None if binary else "utf-8",
-                          max_message_size=maxMessageSize)
+                          max_message_size=maxMessageSize, executor=_face.serial)
     except (socket.error, OSError) as e:  # the peer left at once
         sock.close()
         return _open_failed(theAddress, thePort, xtErrDisconnected, "disconnected at once: %s" % e)
@@ -447,7 +452,8 @@ def XTStartUDPListener(thePort, host="", binary=False, broadcastAddress=None, ma
     holder = _XTDatagrams(None)
     try:
         endpoint = UDPEndpoint(port, holder, host=host, encoding=None if binary else "utf-8",
-                               broadcast_address=broadcastAddress, max_datagram=maxDatagramSize, start=False)
+                               broadcast_address=broadcastAddress, max_datagram=maxDatagramSize,
+                               executor=_face.serial, start=False)
     except PortInUseError as e:
         log.error("%s(%d) failed: %s", where, thePort, e.strerror or e)
         return 0
@@ -594,6 +600,18 @@ def XTRunForever(timeout=None):
     XTStopAll()
     _face.stop_requested.clear()
     return how
+
+
+def XTSerializeEvents(on=True):
+    """This library's addition: run every event function one at a time, as in XTension.
+
+    By default events of one connection (one UDP listener) run in order, one
+    at a time, but events of different connections may run at the same time
+    on different threads.  After ``XTSerializeEvents(True)`` the listeners and
+    connections started afterwards share one queue: no two event functions
+    ever run at once (a slow one then delays all the others).
+    """
+    _face.serial = SerialExecutor() if on else None
 
 
 def XTSetNameLookupTimeout(seconds):
