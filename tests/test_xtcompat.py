@@ -1031,3 +1031,54 @@ def test_serialized_events_never_overlap(script, serial):
         b.close()
     finally:
         XTSerializeEvents(False)
+
+
+MAC_SERVER = r'''
+import sys, threading
+sys.path.insert(0, sys.argv[1])
+from xtcompat import *
+done = threading.Event()
+def XTNewConnection(theConnectionID, theConnectionInfo):
+    print("INFO %s %s" % (theConnectionInfo[xtKeyRemoteAddress], theConnectionInfo[xtKeyMacAddress]))
+    sys.stdout.flush()
+    done.set()
+    return True
+lid = XTStartTCPListener(0, "\n", host=sys.argv[2])
+print("PORT %d" % XTGetListenerPort(lid))
+sys.stdout.flush()
+done.wait(20)
+XTStopAll()
+'''
+
+
+def test_mac_address_of_a_peer_on_the_local_network(tmp_path):
+    """Two network namespaces joined by a veth pair: the listener sees the client's MAC."""
+    can, why_not = netns_available()
+    if not can:
+        pytest.skip(why_not)
+    server = tmp_path / "mac_server.py"
+    server.write_text(MAC_SERVER)
+    with NetNS() as ns1, NetNS() as ns2:
+        a, b = "xa" + ns1.name[-8:], "xb" + ns2.name[-8:]
+        subprocess.check_call(["ip", "link", "add", a, "netns", ns1.name, "type", "veth",
+                               "peer", "name", b, "netns", ns2.name])
+        ns1.run(["ip", "addr", "add", "10.213.0.1/24", "dev", a])
+        ns2.run(["ip", "addr", "add", "10.213.0.2/24", "dev", b])
+        ns1.run(["ip", "link", "set", a, "up"])
+        ns2.run(["ip", "link", "set", b, "up"])
+        mac = subprocess.check_output(["ip", "netns", "exec", ns2.name, "cat",
+                                       "/sys/class/net/%s/address" % b]).decode().strip()
+        p = ns1.popen([sys.executable, str(server), ROOT, "10.213.0.1"], stdout=subprocess.PIPE)
+        try:
+            port = int(p.stdout.readline().split()[1])
+            client = ("import socket; s = socket.create_connection(('10.213.0.1', %d), 10); "
+                      "s.recv(1)" % port)
+            ns2.run([sys.executable, "-c", client], timeout=30)
+            line = p.stdout.readline().decode().split()
+            assert line == ["INFO", "10.213.0.2", mac]
+            assert p.wait(20) == 0
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            p.stdout.close()
