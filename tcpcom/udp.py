@@ -261,10 +261,12 @@ class UDPEndpoint(object):
         return self._closing
 
     def _deliver(self, data, address):
-        h = self._handler
-        cb = getattr(h, "datagram_received", None)
+        cb = getattr(self._handler, "datagram_received", None)
         if cb is not None:
-            cb(self, data, address)
+            try:
+                cb(self, data, address)
+            except Exception:
+                log.exception("datagram handler of %r raised; the engine goes on", self)
 
     def _closed_event(self, reason):
         cb = getattr(self._handler, "endpoint_closed", None)

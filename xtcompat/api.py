@@ -361,7 +361,8 @@ def XTOpenTCPConnection(theAddress, thePort, theBoundryString=None, theTimeout=D
                         binary=False, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE):
     """This library's name: open an outgoing TCP connection; returns its ID, or "" on failure.
 
-    The reason for a failure also arrives as ``XTSocketError("", info)``:
+    Blocks until connected or failed (at most ``theTimeout`` seconds for the
+    handshake).  The reason for a failure also arrives as ``XTSocketError("", info)``:
     103 for a name that does not resolve, else the system's error number
     (e.g. 111 connection refused, 110 timed out).  Data arrives in
     XTDataAvailable as for accepted connections; XTNewConnection is not
@@ -381,7 +382,8 @@ def XTOpenTCPConnection(theAddress, thePort, theBoundryString=None, theTimeout=D
                             "cannot resolve %r: %s" % (theAddress, e.strerror or e))
     except socket.timeout:
         return _open_failed(theAddress, thePort, errno.ETIMEDOUT,
-                            "no answer within %g s (%s)" % (theTimeout, os.strerror(errno.ETIMEDOUT)))
+                            "no answer within %g s (%s)" % (theTimeout or DEFAULT_CONNECT_TIMEOUT,
+                                                           os.strerror(errno.ETIMEDOUT)))
     except (socket.error, OSError) as e:
         code = getattr(e, "errno", None)
         if not isinstance(code, integer_types) or code <= 0:

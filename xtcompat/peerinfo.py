@@ -86,7 +86,7 @@ def _run_bounded(argv, timeout):
             out.append(data.decode("utf-8", "replace") if isinstance(data, bytes) else data)
         except (OSError, ValueError):
             pass
-    t = make_thread(run, "tcpcom-xtcompat-neigh")
+    t = make_thread(run, "xtcompat-neigh")
     t.start()
     t.join(timeout)
     if t.is_alive():
@@ -137,7 +137,7 @@ class PeerInfo(object):
                     log.debug("%d name lookups running; %s stays '?'", len(self._pending), address)
                     return UNKNOWN_NAME
                 done = self._pending[address] = threading.Event()
-                make_thread(self._resolve, "tcpcom-xtcompat-name", (address, done)).start()
+                make_thread(self._resolve, "xtcompat-name", (address, done)).start()
         done.wait(timeout)
         with self._lock:
             hit = self._names.get(address)
