@@ -644,6 +644,22 @@ class ColourFormatter(logging.Formatter):
         return text
 
 
+class _ConsoleHandler(logging.StreamHandler):
+    """A console handler that shows what the terminal cannot encode as escapes, never fails."""
+
+    def emit(self, record):
+        try:
+            line = self.format(record) + "\n"
+            try:
+                self.stream.write(line)
+            except UnicodeEncodeError:
+                enc = getattr(self.stream, "encoding", None) or "ascii"
+                self.stream.write(line.encode(enc, "backslashreplace").decode(enc))
+            self.flush()
+        except Exception:
+            self.handleError(record)
+
+
 def _ensure_console():
     if _console:
         return
@@ -651,7 +667,7 @@ def _ensure_console():
     if script_log.level == logging.NOTSET:
         script_log.setLevel(logging.INFO)
     if not script_log.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler(sys.stdout)
+        handler = _ConsoleHandler(sys.stdout)
         handler.setFormatter(ColourFormatter(sys.stdout))
         script_log.addHandler(handler)
         script_log.propagate = False
