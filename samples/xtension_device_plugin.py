@@ -134,13 +134,18 @@ def main(argv=None):
         XTWriteLog("an error occurred trying to bind a UDP listener to port " + str(args.udp), xtColorRed)
         XTStopAll()
         return 1
-    XTWriteLog("LISTENING tcp=%d udp=%d" % (XTGetListenerPort(tcp_listener), XTGetListenerPort(udp_listener)))
-    if args.report:
-        host, _, port = args.report.rpartition(":")
-        report_id = XTOpenTCPConnection(host, int(port), "\r\n")
-        if report_id:
-            XTWriteConnection(report_id, "HELLO %s\r\n" % NAME)
-    how = XTRunForever(args.run_seconds)
+    try:
+        XTWriteLog("LISTENING tcp=%d udp=%d" % (XTGetListenerPort(tcp_listener),
+                                                XTGetListenerPort(udp_listener)))
+        if args.report:
+            host, _, port = args.report.rpartition(":")
+            report_id = XTOpenTCPConnection(host, int(port), "\r\n")
+            if report_id:
+                XTWriteConnection(report_id, "HELLO %s\r\n" % NAME)
+        how = XTRunForever(args.run_seconds)  # Ctrl-C in here: it returns "interrupted"
+    except KeyboardInterrupt:  # Ctrl-C before XTRunForever was reached
+        XTStopAll()
+        how = "interrupted"
     XTWriteLog("STOPPED (%s)" % how)
     return 0
 

@@ -3,6 +3,7 @@ import errno
 import logging
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -984,6 +985,22 @@ def test_sample_device_plugin_stops_by_itself():
     try:
         assert plugin.finish() == 0
         plugin.wait_line("STOPPED (timeout)")
+    finally:
+        plugin.finish()
+
+
+def test_sample_device_plugin_stops_cleanly_on_ctrl_c():
+    plugin = Plugin(["--tcp", "0", "--udp", "0", "--host", "127.0.0.1", "--udp-host", "127.0.0.1",
+                     "--run-seconds", "60"])
+    try:
+        port = int(plugin.wait_line("LISTENING").split()[-2].split("=")[1])
+        c = raw_client(port)
+        assert read_lines(c, 1) == ["HELLO dimmer-1"]
+        plugin.p.send_signal(signal.SIGINT)
+        assert plugin.finish() == 0
+        plugin.wait_line("STOPPED (interrupted)")
+        assert sees_eof(c)
+        c.close()
     finally:
         plugin.finish()
 

@@ -79,11 +79,16 @@ class _Face(object):
         self.warned = set()
         self.stop_requested = threading.Event()
         self.peers = PeerInfo()
-        self.executor = SerialExecutor()  # face-level events (a failed XTOpenTCPConnection)
+        self.executor = None  # face-level events (a failed XTOpenTCPConnection), made on first use
         self.serial = None  # one executor for every event, after XTSerializeEvents(True)
 
     def event_executor(self):
-        return self.serial or self.executor
+        if self.serial is not None:
+            return self.serial
+        with self.lock:
+            if self.executor is None:  # the default dispatcher of that moment (maybe an EventPump)
+                self.executor = SerialExecutor()
+            return self.executor
 
     # -- the script's event functions --------------------------------------------
 
