@@ -76,6 +76,8 @@ DEFAULT_BROADCAST_ADDRESS = "255.255.255.255"
 #: (where shutdown() does not wake a blocked recvfrom), and how often it tries
 WAKE_INTERVAL = 0.25
 WAKE_TRIES = 20
+#: Jython: how often a blocked receive looks at the close flag (nothing else wakes it)
+POLL_INTERVAL = 0.1
 
 # errors a receive can report for an earlier send (ICMP port unreachable on
 # some systems); the socket is still good
@@ -224,7 +226,7 @@ class UDPEndpoint(object):
         try:
             # Where shutdown() wakes a blocked recvfrom (CPython on Linux) the
             # socket blocks; Jython's never wakes, so it polls the close flag.
-            sock.settimeout(WAKE_INTERVAL if JYTHON else None)
+            sock.settimeout(POLL_INTERVAL if JYTHON else None)
             while not self._closing:
                 try:
                     data, address = sock.recvfrom(limit + 1)
