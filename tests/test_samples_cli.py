@@ -79,13 +79,9 @@ def test_cli_version_and_help():
 
 
 def test_cli_server_prints_events_and_echoes():
-    # find a free port, then give it to the CLI (it prints the events it gets)
-    probe = TCPServer(0, lambda s, m: None, host="127.0.0.1")
-    port = probe.getPort()
-    probe.terminate()
-    p = Proc(["-m", "tcpcom", "server", str(port), "--echo", "--host", "127.0.0.1"])
+    p = Proc(["-m", "tcpcom", "server", "0", "--echo", "--host", "127.0.0.1"])
     try:
-        p.wait_line("LISTENING")
+        port = int(p.wait_line(r"LISTENING +(\d+)").group(1))
         s = raw_client(port)
         s.sendall(u"hallo \u00e4\0".encode("utf-8"))
         assert recv_until(s, 1) == u"hallo \u00e4\0".encode("utf-8")
@@ -121,7 +117,7 @@ def test_cli_client_sends_typed_lines():
 
 def start_echo_sample():
     p = Proc([os.path.join(SAMPLES, "echo_server.py"), "0"])
-    port = int(p.wait_line(r"LISTENING (\d+)").group(1))
+    port = int(p.wait_line(r"ready on port (\d+)").group(1))  # printed once `server` is assigned
     return p, port
 
 
@@ -179,6 +175,7 @@ def test_sample_chat_server_sends_typed_lines_to_client():
         ev = threading.Event()
         c = TCPClient("127.0.0.1", port, lambda s, m: s == "MESSAGE" and (got.append(m), ev.set()))
         assert c.connect()
+        assert p.stdout.readline().startswith(b"CONNECTED")  # the server has its client: now type
         os.write(w, u"gr\u00fc\u00df dich\n".encode("utf-8"))
         assert ev.wait(DEADLINE)
         assert got == [u"gr\u00fc\u00df dich"]
