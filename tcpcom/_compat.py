@@ -109,6 +109,11 @@ class _LastResort(logging.Handler):
     def emit(self, record):
         if logging.getLogger().handlers:
             return  # the program configured logging: its handlers have it
+        name = record.name
+        while "." in name and name != "tcpcom":  # a handler further down had it already
+            if logging.getLogger(name).handlers:
+                return
+            name = name.rsplit(".", 1)[0]
         try:
             sys.stderr.write(self.format(record) + "\n")
         except Exception:  # pragma: no cover
@@ -139,10 +144,10 @@ def script_text(msg):
     return msg
 
 
-def make_thread(target, name, args=()):
-    """A daemon thread (Jython 2.7 has no ``daemon=`` keyword)."""
+def make_thread(target, name, args=(), daemon=True):
+    """A thread, daemon by default (Jython 2.7 has no ``daemon=`` keyword)."""
     t = threading.Thread(target=target, name=name, args=args)
-    t.daemon = True
+    t.daemon = daemon
     return t
 
 

@@ -57,13 +57,16 @@ def run_server(port, echo=False, host=""):
     def onServer(state, msg):
         _say("server", state, msg)
         if echo and state == TCPServer.MESSAGE:
+            ready.wait(5)  # events may come before the constructor's result is assigned
             server.sendMessage(msg)
         if state == TCPServer.PORT_IN_USE:
             _say("", "", "port %s is in use: stop the other program or choose another port" % msg)
             done.set()
 
     done = threading.Event()
+    ready = threading.Event()
     server = TCPServer(port, onServer, host=host)
+    ready.set()
     try:
         while not done.is_set() and not server.isTerminated():
             done.wait(0.5)

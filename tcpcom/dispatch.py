@@ -217,7 +217,7 @@ class SerialExecutor(object):
         if owner is _SCHEDULED:
             self.dispatcher.schedule(self._drain)
             return
-        self._run_first(fn, args)
+        self._drain((fn, args))
 
     def wait_idle(self, timeout):
         """Wait up to ``timeout`` s until everything posted so far was delivered.
@@ -252,21 +252,15 @@ class SerialExecutor(object):
         finally:
             self._waiting -= 1
 
-    def _run_first(self, fn, args):
+    def _drain(self, first=None):
+        """Deliver until the queue is empty: ``first`` (fn, args) inline, or as the scheduled owner."""
+        if first is None:
+            with self._lock:
+                self._owner = get_ident()
         ok = False
         try:
-            call_logged(fn, args)
-            self._drain_loop()
-            ok = True
-        finally:
-            if not ok:
-                self._release_after_error()
-
-    def _drain(self):
-        with self._lock:
-            self._owner = get_ident()
-        ok = False
-        try:
+            if first is not None:
+                call_logged(*first)
             self._drain_loop()
             ok = True
         finally:

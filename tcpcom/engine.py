@@ -264,8 +264,9 @@ class Connection(object):
 
     def __init__(self, sock, handler=None, framing=b"\0", max_message_size=DEFAULT_MAX_MESSAGE_SIZE,
                  encoding="utf-8", errors=None, read_timeout=None, send_timeout=DEFAULT_SEND_TIMEOUT,
-                 executor=None, dispatcher=None, listener=None, initial_data=b""):
+                 executor=None, dispatcher=None, listener=None, initial_data=b"", daemon=True):
         self.sock = sock
+        self.daemon = daemon
         sock.settimeout(None)
         set_nodelay(sock)
         set_keepalive(sock)
@@ -336,7 +337,7 @@ class Connection(object):
 
     def start(self):
         """Start the reader thread; the handler gets ``connection_made`` first."""
-        self._reader = make_thread(self._read_loop, "tcpcom-conn-%s" % self.id)
+        self._reader = make_thread(self._read_loop, "tcpcom-conn-%s" % self.id, daemon=self.daemon)
         self._reader.start()
         deadlines = [d for d in (self._read_timeout, self.send_timeout) if d]
         if deadlines:
@@ -653,7 +654,8 @@ class Listener(object):
     (None delivers bytes), ``serialize`` (True: the handlers of all
     connections share one executor, so they never run concurrently),
     ``on_closed()`` (after :meth:`close`, once every thread has ended),
-    ``dispatcher``.
+    ``dispatcher``, ``daemon`` (False: the listener's threads keep the
+    program alive until :meth:`close`, as the tcpcom face does).
 
     The socket is bound in the constructor, so ``port`` is known at once
     (pass 0 to let the system choose); :class:`PortInUseError` if it is taken.
@@ -663,7 +665,7 @@ class Listener(object):
                  max_message_size=DEFAULT_MAX_MESSAGE_SIZE, max_connections=DEFAULT_MAX_CONNECTIONS,
                  read_timeout=None, send_timeout=DEFAULT_SEND_TIMEOUT, encoding="utf-8", errors=None,
                  serialize=False, on_refused=None, on_closed=None, dispatcher=None, executor=None,
-                 backlog=128, start=True):
+                 backlog=128, start=True, daemon=True):
         check_port(port)
         _check_callable(on_connection, "on_connection")
         _check_callable(on_refused, "on_refused")
@@ -674,7 +676,9 @@ class Listener(object):
         self.on_closed = on_closed
         self.host = host
         self.options = dict(framing=framing, max_message_size=max_message_size, encoding=encoding,
-                            errors=errors, read_timeout=read_timeout, send_timeout=send_timeout)
+                            errors=errors, read_timeout=read_timeout, send_timeout=send_timeout,
+                            daemon=daemon)
+        self.daemon = daemon
         self.max_connections = max_connections
         self.dispatcher = dispatcher
         self.executor = executor or SerialExecutor(dispatcher)
@@ -712,7 +716,7 @@ class Listener(object):
 
     def start(self):
         if self._thread is None:
-            self._thread = make_thread(self._accept_loop, "tcpcom-listen-%d" % self.port)
+            self._thread = make_thread(self._accept_loop, "tcpcom-listen-%d" % self.port, daemon=self.daemon)
             self._thread.start()
         return self
 
@@ -804,7 +808,11 @@ class Listener(object):
             self._active -= 1
             last = self._active == 0
         if last and self.on_closed is not None:
-            self.executor.post(self.on_closed, ())
+            # The last thread out delivers the final event itself, or waits
+            # for its delivery: a non-daemon listener must not let the
+            # program exit before it.
+            self.executor.post(self.on_closed, (), True, _true)
+            self.executor.wait_idle(5.0)
 
     def close(self):
         """Stop accepting and close every connection; safe to call twice.
