@@ -231,8 +231,11 @@ if JYTHON:  # pragma: no cover - exercised by tests/jython under Jython
         s.close()
         return True
 
-    def close_listening(sock, timeout=2.0):
-        """Close a listening socket and wait (at most ``timeout`` s) until its port is free."""
+    def close_listening(sock, timeout=5.0):
+        """Close a listening socket and wait (at most ``timeout`` s) until its port is free.
+
+        (Milliseconds normally; the bound is generous for a loaded machine.)
+        """
         real = getattr(sock, "_sock", None)
         sock.close()
         ms = int(timeout * 1000)
@@ -282,6 +285,6 @@ else:
         """Nothing to do: shutdown() wakes accept() on Linux (elsewhere the accept timeout does)."""
         return False
 
-    def close_listening(sock, timeout=2.0):
+    def close_listening(sock, timeout=5.0):
         """Close a listening socket; the port is free when close() returns."""
         sock.close()

@@ -202,10 +202,6 @@ class LifeCycle(Base):
         c, crec = self.client(port)
         self.assertTrue(c.connect(DEADLINE))
         server.terminate()
-        self.assertEqual(srec.states()[-1], "TERMINATED")
-        self.assertTrue(server.isTerminated())
-        crec.wait_state("DISCONNECTED")
-        wait_until(lambda: not engine_threads(), what="engine threads ended")
         # the port is free when terminate() returns: a plain socket binds it at once
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
@@ -214,6 +210,10 @@ class LifeCycle(Base):
             s.listen(1)
         finally:
             s.close()
+        self.assertEqual(srec.states()[-1], "TERMINATED")
+        self.assertTrue(server.isTerminated())
+        crec.wait_state("DISCONNECTED")
+        wait_until(lambda: not engine_threads(), what="engine threads ended")
 
     def test_terminate_and_rebind_the_same_port_repeatedly(self):
         port = 0
