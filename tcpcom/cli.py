@@ -21,7 +21,11 @@ _print_lock = threading.Lock()
 def _say(who, state, msg):
     line = "%-7s %-17s %s\n" % (who, state, msg if msg is not None else "")
     with _print_lock:
-        sys.stdout.write(line)
+        try:
+            sys.stdout.write(line)
+        except UnicodeEncodeError:  # Python 2 / Jython on a console that cannot show it
+            encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+            sys.stdout.write(line.encode(encoding, "backslashreplace").decode(encoding))
         sys.stdout.flush()
 
 

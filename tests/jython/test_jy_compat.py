@@ -232,5 +232,35 @@ class Cli(unittest.TestCase):
         self.assertIn(u"TERMINATED", text)
 
 
+class AsciiConsole(object):
+    """A console that cannot show non-ASCII (Jython in a C locale)."""
+    encoding = "ascii"
+
+    def __init__(self):
+        self.text = []
+
+    def write(self, s):
+        s.encode("ascii")  # raises UnicodeEncodeError like such a console
+        self.text.append(s)
+
+    def flush(self):
+        pass
+
+
+class CliOnAsciiConsole(unittest.TestCase):
+    def test_demo_escapes_what_the_console_cannot_show(self):
+        out = AsciiConsole()
+        old = sys.stdout
+        sys.stdout = out
+        try:
+            code = cli.run_demo()
+        finally:
+            sys.stdout = old
+        text = "".join(out.text)
+        self.assertEqual(code, 0)
+        self.assertIn("got: Gr\\xfcezi", text)
+        self.assertIn("TERMINATED", text)
+
+
 if __name__ == "__main__":
     unittest.main()
