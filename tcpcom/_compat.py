@@ -151,7 +151,28 @@ def make_thread(target, name, args=(), daemon=True):
     return t
 
 
+def bind_error(exc):
+    """The error a failed bind/listen really was.
+
+    Jython reports every ``java.net.BindException`` as errno 98 "Address
+    already in use", also "Cannot assign requested address" (an address this
+    machine does not have); the Java exception it carries tells them apart.
+    Elsewhere ``exc`` itself.
+    """
+    java = getattr(exc, "java_exception", None)
+    if java is not None and getattr(exc, "errno", None) == errno.EADDRINUSE:
+        try:
+            message = java.getMessage() or ""
+        except Exception:  # pragma: no cover
+            message = ""
+        if message and "in use" not in message.lower():
+            code = errno.EADDRNOTAVAIL if "assign" in message.lower() else errno.EINVAL
+            return socket.error(code, message)
+    return exc
+
+
 def is_addr_in_use(exc):
+    exc = bind_error(exc)
     return getattr(exc, "errno", None) == errno.EADDRINUSE or "in use" in str(exc).lower()
 
 

@@ -39,9 +39,9 @@ import select
 import socket
 import threading
 
-from ._compat import (BIND_RETRY, LOCK_TIMEOUT, LOSSLESS_ERRORS, close_listening, integer_types,
-                      is_addr_in_use, make_thread, monotonic, set_keepalive, set_nodelay,
-                      string_types, to_bytes, wake_accept, wake_reader)
+from ._compat import (BIND_RETRY, LOCK_TIMEOUT, LOSSLESS_ERRORS, bind_error, close_listening,
+                      integer_types, is_addr_in_use, make_thread, monotonic, set_keepalive,
+                      set_nodelay, string_types, to_bytes, wake_accept, wake_reader)
 from .dispatch import SerialExecutor
 from .framing import DEFAULT_MAX_MESSAGE_SIZE, MessageTooLarge, RawFramer, make_framer
 
@@ -700,7 +700,7 @@ class Listener(object):
             except (socket.error, OSError) as e:
                 sock.close()
                 if not is_addr_in_use(e):
-                    raise
+                    raise bind_error(e)  # Jython: its errno 98 may mean another error
                 if port and monotonic() < retry_until:  # Jython: a port closed a moment ago
                     threading.Event().wait(0.01)        # is freed asynchronously
                     continue

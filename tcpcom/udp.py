@@ -64,7 +64,8 @@ import logging
 import socket
 import threading
 
-from ._compat import JYTHON, LOSSLESS_ERRORS, integer_types, make_thread, string_types, to_bytes, is_addr_in_use
+from ._compat import (JYTHON, LOSSLESS_ERRORS, bind_error, integer_types, is_addr_in_use, make_thread,
+                      string_types, to_bytes)
 from .dispatch import SerialExecutor
 from .engine import ConnectionClosedError, PortInUseError, _reader_threads, check_port
 
@@ -181,7 +182,7 @@ class UDPEndpoint(object):
             if is_addr_in_use(e):
                 raise PortInUseError(errno.EADDRINUSE, "UDP port %d is already in use: stop the other "
                                      "program or choose another port" % port)
-            raise
+            raise bind_error(e)  # Jython: its errno 98 may mean another error
         self.sock = sock
         self.port = sock.getsockname()[1]
         if JYTHON:  # pragma: no cover - Jython only

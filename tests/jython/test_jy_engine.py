@@ -182,6 +182,18 @@ class EngineTest(unittest.TestCase):
         rec.wait_state("lost")
         self.assertIsInstance(rec.messages("lost")[0], SendTimeout)
 
+    def test_an_address_this_machine_lacks_is_not_port_in_use(self):
+        # Jython reports every bind failure as errno 98 "Address already in use"
+        import errno
+        import socket
+        from tcpcom.engine import PortInUseError
+        from tcpcom.udp import UDPEndpoint
+        for make in (lambda: Listener(0, host="203.0.113.77"), lambda: UDPEndpoint(0, host="203.0.113.77")):
+            with self.assertRaises(socket.error) as ctx:
+                make().close()
+            self.assertNotIsInstance(ctx.exception, PortInUseError)
+            self.assertEqual(ctx.exception.errno, errno.EADDRNOTAVAIL)
+
     def test_close_from_another_thread_wakes_the_reader(self):
         # Jython: shutdown() alone would leave the reader blocked in recv()
         lst = self.listener(lambda conn: Echo())
