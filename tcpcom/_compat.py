@@ -121,7 +121,10 @@ class _LastResort(logging.Handler):
 
 
 if PY2:  # pragma: no cover - Python 2.7 / Jython
-    logging.getLogger("tcpcom").addHandler(_LastResort())
+    _logger = logging.getLogger("tcpcom")
+    # once, even if the module is imported again (TigerJython reruns scripts in one JVM)
+    if not any(type(h).__name__ == "_LastResort" for h in _logger.handlers):
+        _logger.addHandler(_LastResort())
 
 
 def script_text(msg):
