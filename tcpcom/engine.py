@@ -39,7 +39,7 @@ import select
 import socket
 import threading
 
-from ._compat import (BIND_RETRY, LOCK_TIMEOUT, LOSSLESS_ERRORS, bind_error, close_listening,
+from ._compat import (BIND_RETRY, JYTHON, LOCK_TIMEOUT, LOSSLESS_ERRORS, bind_error, close_listening,
                       integer_types, is_addr_in_use, make_thread, monotonic, set_keepalive,
                       set_nodelay, string_types, to_bytes, wake_accept, wake_reader)
 from .dispatch import SerialExecutor
@@ -578,6 +578,61 @@ class Connection(object):
             error = self._on_data(data)
             if error is not None:
                 self._eof = (error,)
+
+
+def _java_interface_addresses():
+    from java.net import Inet4Address, NetworkInterface
+    found = []
+    for nif in NetworkInterface.getNetworkInterfaces() or []:
+        if nif.isUp():
+            for addr in nif.getInetAddresses():
+                if isinstance(addr, Inet4Address):
+                    found.append(str(addr.getHostAddress()))
+    return found
+
+
+def _interface_addresses():
+    """IPv4 addresses of the network interfaces (Linux ioctl, Java's NetworkInterface; else [])."""
+    if JYTHON:
+        try:
+            return _java_interface_addresses()
+        except Exception:
+            return []
+    try:
+        import fcntl
+        import struct
+        names = [name for _, name in socket.if_nameindex()]
+    except (ImportError, AttributeError, OSError, socket.error):
+        return []
+    found = []
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for name in names:
+            try:
+                req = struct.pack("256s", name.encode("ascii")[:15])
+                raw = fcntl.ioctl(probe.fileno(), 0x8915, req)  # SIOCGIFADDR
+                found.append(socket.inet_ntoa(raw[20:24]))
+            except (IOError, OSError, UnicodeError, socket.error):
+                continue
+    finally:
+        probe.close()
+    return found
+
+
+def local_addresses():
+    """This machine's IPv4 addresses, non-loopback ones first (no packet is sent)."""
+    found = []
+    try:
+        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
+            found.append(info[4][0])
+    except (socket.error, OSError):
+        pass
+    found.extend(_interface_addresses())
+    unique = []
+    for ip in found:
+        if ip not in unique:
+            unique.append(ip)
+    return sorted(unique, key=lambda ip: ip.startswith("127."))
 
 
 def open_socket(host, port, timeout=None):

@@ -14,7 +14,7 @@ import weakref
 from ._compat import binary_type, script_text, string_types, text_type
 from ._version import __version__
 from .dispatch import SerialExecutor
-from .engine import (ConnectionClosedError, Listener, Connection, PortInUseError, _check_callable,
+from .engine import (ConnectionClosedError, local_addresses, Listener, Connection, PortInUseError, _check_callable,
                      check_port, open_socket, probe_hangup)
 from .framing import DEFAULT_MAX_MESSAGE_SIZE
 
@@ -62,17 +62,9 @@ def _delimiter(endOfBlock):
 
 
 def getIPAddress():
-    """This machine's IPv4 address on the local network ('127.0.0.1' if none is found)."""
-    candidates = []
-    try:
-        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
-            candidates.append(info[4][0])
-    except (socket.error, OSError):
-        pass
-    for ip in candidates:
-        if not ip.startswith("127."):
-            return ip
-    return "127.0.0.1"
+    """This machine's IPv4 address on the local network ('127.0.0.1' if it has none)."""
+    addresses = local_addresses()
+    return addresses[0] if addresses else "127.0.0.1"
 
 
 class TCPServer(_Face):
