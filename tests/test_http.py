@@ -885,3 +885,32 @@ def test_many_deadlines_keep_the_watchdog_small(served):
     with _watchdog._cond:
         assert len([e for e in _watchdog._heap if e[2] is conn]) <= 2
     c.close()
+
+
+# -- the sample ----------------------------------------------------------------------------
+
+def test_sample_sensor_page():
+    import os
+    import signal
+    from test_samples_cli import SAMPLES, Proc
+    p = Proc([os.path.join(SAMPLES, "sensor_page.py"), "0"])
+    try:
+        port = int(p.wait_line(r"serving on port (\d+)").group(1))
+        base = "http://127.0.0.1:%d" % port
+        status, headers, body = get(base + "/")
+        page = body.decode("utf-8")
+        assert status == 200 and headers["Content-Type"] == "text/html; charset=utf-8"
+        assert u"Temperatur" in page and u"°C" in page and '<b id="led">off</b>' in page
+        form = urllib.parse.urlencode({"led": "on"}).encode("ascii")
+        status, _, body = get(base + "/", form)
+        assert status == 200 and '<b id="led">on</b>' in body.decode("utf-8")
+        p.wait_line("LED switched on")  # the stateHandler ran after the page was sent
+        status, headers, body = get(base + "/data.json")
+        data = json.loads(body.decode("utf-8"))
+        assert data["led"] == "on" and isinstance(data["temperature"], float)
+        assert get(base + "/missing")[0] == 404
+        p.p.send_signal(signal.SIGINT)
+        assert p.finish() == 0
+        p.wait_line("terminated")
+    finally:
+        p.kill()
