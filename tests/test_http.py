@@ -914,3 +914,56 @@ def test_sample_sensor_page():
         p.wait_line("terminated")
     finally:
         p.kill()
+
+
+# -- other interpreters (Jython 2.7 is TigerJython's) -------------------------------------
+
+SMOKE = r'''# -*- coding: utf-8 -*-
+from __future__ import print_function
+import sys
+sys.path.insert(0, sys.argv[1])
+from tcpcom import *
+from tcpcom.httpserver import HTTPListener
+
+calls = []
+def handler(ip, filename, params):
+    calls.append((ip, filename, params))
+    if filename == "/json":
+        return {"a": u"\u00e4"}
+    return u"<p>Gr\u00fc\u00dfe %s %r</p>" % (filename, params), (lambda: calls.append("after"))
+
+srv = HTTPServer(handler, port=0, host="127.0.0.1")
+base = "127.0.0.1:%d" % srv.getPort()
+r = HTTPClient.getRequest(base + "/x?x=1+2")
+assert r.startswith(u"<p>Gr\u00fc\u00dfe /x"), repr(r)
+r = HTTPClient.postRequest(base + "/form", {"a": u"\u00e4 b"})
+assert ("127.0.0.1", u"/form", ((u"a", u"\u00e4 b"),)) in calls, calls
+assert HTTPClient.deleteRequest(base + "/form").startswith("405")
+assert HTTPClient.extractJSON(HTTPClient.getRequest(base + "/json")) == {u"a": u"\u00e4"}
+srv.terminate()
+assert srv.isTerminated()
+lst = HTTPListener(0, lambda req, conn: (201, req.method, "text/plain"), host="127.0.0.1")
+assert HTTPClient.getRequest("127.0.0.1:%d/" % lst.port) == u"GET"
+lst.close()
+print("SMOKE-OK")
+'''
+
+
+def _interpreters():
+    from test_httpcodec import interpreters
+    return interpreters() or [pytest.param("none", None, marks=pytest.mark.skip(
+        "no jython / python2.7 / python3.8 here"))]
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("label,cmd", _interpreters())
+def test_http_runs_under_other_interpreters(label, cmd, tmp_path):
+    import os
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = tmp_path / "smoke_http.py"
+    script.write_text(SMOKE, encoding="utf-8")
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    out = subprocess.run(cmd + [str(script), root], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, timeout=150, env=env)
+    assert b"SMOKE-OK" in out.stdout, out.stdout.decode("utf-8", "replace")
