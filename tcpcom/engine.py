@@ -39,7 +39,7 @@ import select
 import socket
 import threading
 
-from ._compat import (LOCK_TIMEOUT, LOSSLESS_ERRORS, integer_types, make_thread, monotonic,
+from ._compat import (JYTHON, LOCK_TIMEOUT, LOSSLESS_ERRORS, integer_types, make_thread, monotonic,
                       set_keepalive, set_nodelay, string_types, to_bytes, is_addr_in_use)
 from .dispatch import SerialExecutor
 from .framing import DEFAULT_MAX_MESSAGE_SIZE, MessageTooLarge, RawFramer, make_framer
@@ -205,6 +205,30 @@ def writable_now(sock):
         return False
 
 
+def _jython_wake(sock):
+    """Jython: shutdown() neither sends FIN nor wakes a thread blocked in recv().
+
+    Closing the channel does both, but socket.close() also drains the queue
+    the reader waits on, sometimes after the end-of-stream marker was put
+    there.  So close the channel alone and queue the marker once it closed;
+    the socket itself is closed by the reader when it ends.
+    """
+    try:
+        import _socket
+        real = sock._sock
+        marker, incoming = _socket._PEER_CLOSED, real.incoming
+
+        def wake(future):
+            incoming.put(marker)
+        real.channel.close().addListener(wake)
+    except Exception:  # another Jython version: closing is all we can do
+        log.debug("cannot wake the reader of %r; closing it", sock)
+        try:
+            sock.close()
+        except (socket.error, OSError):
+            pass
+
+
 class _Watchdog(object):
     """One shared thread that enforces read and send timeouts by deadline."""
 
@@ -363,8 +387,11 @@ class Connection(object):
         the stream); reading goes on until the peer closes or the connection is closed."""
         with self._send_lock:
             try:
-                self.sock.shutdown(socket.SHUT_WR)
-            except (socket.error, OSError) as e:
+                if JYTHON:  # there shutdown(SHUT_WR) sends no FIN
+                    self.sock._sock.channel.shutdownOutput()
+                else:
+                    self.sock.shutdown(socket.SHUT_WR)
+            except Exception as e:
                 log.debug("%r: shutdown for writing failed: %s", self, e)
 
     @property
@@ -416,6 +443,8 @@ class Connection(object):
             self.sock.shutdown(socket.SHUT_RDWR)
         except (socket.error, OSError):
             pass
+        if JYTHON:
+            _jython_wake(self.sock)
         if self._reader is None:  # never started: finish here
             self._finish(cause)
         return True

@@ -945,6 +945,27 @@ assert srv.isTerminated()
 lst = HTTPListener(0, lambda req, conn: (201, req.method, "text/plain"), host="127.0.0.1")
 assert HTTPClient.getRequest("127.0.0.1:%d/" % lst.port) == u"GET"
 lst.close()
+
+import socket
+def read_until(sock, end):
+    data = b""
+    while not data.endswith(end):
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+lst = HTTPListener(0, lambda req, conn: "ok", host="127.0.0.1", request_timeout=0.5)
+s = socket.create_connection(("127.0.0.1", lst.port))
+s.settimeout(20)
+data = read_until(s, b"never")  # the server sends 408 and closes
+assert data.startswith(b"HTTP/1.1 408 "), data
+k = socket.create_connection(("127.0.0.1", lst.port))
+k.settimeout(20)
+k.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+assert read_until(k, b"\r\n\r\nok").endswith(b"ok")
+lst.close()  # with a kept-alive connection open: must not hang
+assert k.recv(10) == b""
 print("SMOKE-OK")
 '''
 
