@@ -939,7 +939,12 @@ class _PendingHandler(object):
         # on the listener's executor (one at a time across connections), and
         # this connection's events wait until it has chosen the handler.
         done = threading.Event()
-        if conn.executor is self.listener.executor:  # serialize=True: we already hold it
+        lex = self.listener.executor
+        if conn.executor is lex:  # serialize=True: we already hold it
+            self._choose(done)
+        elif not lex.dispatcher.inline and lex.dispatcher is conn.executor.dispatcher:
+            # an EventPump: we run on the one pumping thread, which would have to
+            # run _choose itself -- waiting for it here would never end
             self._choose(done)
         else:
             self.listener.executor.post(self._choose, (done,))

@@ -988,3 +988,43 @@ def test_http_runs_under_other_interpreters(label, cmd, tmp_path):
     out = subprocess.run(cmd + [str(script), root], stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, timeout=150, env=env)
     assert b"SMOKE-OK" in out.stdout, out.stdout.decode("utf-8", "replace")
+
+
+def test_handlers_run_on_the_pumping_thread_with_an_event_pump():
+    from tcpcom.dispatch import EventPump
+    pump = EventPump()
+    threads = []
+    server = HTTPListener(0, lambda req, conn: threads.append(threading.current_thread().name) or "pumped",
+                          host="127.0.0.1", dispatcher=pump)
+    try:
+        results = []
+        t = threading.Thread(target=lambda: results.append(get("http://127.0.0.1:%d/" % server.port)[::2]))
+        t.start()
+        assert pump.pump_until(lambda: results, DEADLINE)
+        t.join(DEADLINE)
+        assert results == [(200, b"pumped")]
+        assert threads == [threading.current_thread().name]
+    finally:
+        server.close()
+
+
+def test_engine_listener_with_an_event_pump_and_per_connection_executors():
+    # on_connection runs on the pumping thread; choosing the handler must not wait for the pump
+    from tcpcom.dispatch import EventPump
+    from tcpcom.engine import Handler
+    pump = EventPump()
+    got = []
+
+    class Echo(Handler):
+        def message_received(self, conn, message):
+            got.append(message)
+            conn.send_message(message.upper())
+    lst = Listener(0, lambda conn: Echo(), host="127.0.0.1", dispatcher=pump)
+    try:
+        sock = raw_client(lst.port)
+        sock.sendall(b"hi\0")
+        assert pump.pump_until(lambda: got, DEADLINE)
+        assert sock.recv(10) == b"HI\0"
+        sock.close()
+    finally:
+        lst.close()
