@@ -66,6 +66,10 @@ class ReadTimeout(socket.error):
     """The peer sent nothing for ``read_timeout`` seconds; the connection was closed."""
 
 
+class DeadlineExceeded(ReadTimeout):
+    """The deadline set with :meth:`Connection.set_deadline` passed; the connection was closed."""
+
+
 class SendTimeout(socket.error):
     """A send made no progress for ``send_timeout`` seconds (the peer stopped reading)."""
 
@@ -194,6 +198,20 @@ def wait_readable(sock, timeout):
     return bool(r)
 
 
+def writable_now(sock):
+    """True if ``sock`` can take a short send at once (a few hundred bytes)."""
+    try:
+        poll = getattr(select, "poll", None)
+        if poll is not None:
+            p = poll()
+            p.register(sock, select.POLLOUT)
+            return bool(p.poll(0))
+        _, w, _ = select.select([], [sock], [], 0)
+        return bool(w)
+    except Exception:  # e.g. a select() that refuses blocking sockets: skip the send
+        return False
+
+
 class _Watchdog(object):
     """One shared thread that enforces read and send timeouts by deadline."""
 
@@ -205,6 +223,10 @@ class _Watchdog(object):
 
     def watch(self, conn, when):
         with self._cond:
+            due = conn._watch_due
+            if due is not None and due <= when:
+                return  # an earlier check is pending; it schedules the next one
+            conn._watch_due = when
             heapq.heappush(self._heap, (when, next(self._seq), conn))
             if self._thread is None:
                 self._thread = make_thread(self._run, "tcpcom-watchdog")
@@ -227,6 +249,8 @@ class _Watchdog(object):
                     when, _, conn = self._heap[0]
                     if when <= now:
                         heapq.heappop(self._heap)
+                        if conn._watch_due is not None and conn._watch_due <= when:
+                            conn._watch_due = None
                         break
                     cond.wait(min(when - now, 5.0))
             try:
@@ -295,6 +319,8 @@ class Connection(object):
         self._eof = None  # set by a nested read (request() inside a callback): (reason,)
         self._initial = initial_data
         self._last_activity = monotonic()
+        self._deadline = None  # (when, farewell bytes, reason text) or None
+        self._watch_due = None  # earliest pending watchdog check (owned by the watchdog)
         self._done = threading.Event()
         self._reader = None
         self.close_reason = None
@@ -323,6 +349,35 @@ class Connection(object):
         if self._read_timeout and self._reader is not None:
             _watchdog.watch(self, self._last_activity + self._read_timeout)
 
+    def set_deadline(self, seconds, farewell=None, reason=None):
+        """Close the connection ``seconds`` from now unless called again before.
+
+        ``None`` cancels.  At the deadline ``farewell`` (bytes, e.g. an HTTP
+        408 response) is sent if the socket takes it at once, then the
+        connection closes with :class:`DeadlineExceeded` (``reason`` is its
+        text).  Unlike ``read_timeout`` the clock does not restart when data
+        arrives, so it bounds a whole exchange (a request sent byte by byte).
+        """
+        if seconds is None:
+            self._deadline = None
+            return
+        when = monotonic() + max(0.0, seconds)
+        self._deadline = (when, farewell, reason or "deadline of %g s passed" % seconds)
+        if self._reader is not None:
+            _watchdog.watch(self, when)
+
+    def close_write(self):
+        """Shut down the sending side after what was sent (the peer reads the end of
+        the stream); reading goes on until the peer closes or the connection is closed."""
+        with self._send_lock:
+            try:
+                if JYTHON:  # there shutdown(SHUT_WR) sends no FIN
+                    self.sock._sock.channel.shutdownOutput()
+                else:
+                    self.sock.shutdown(socket.SHUT_WR)
+            except Exception as e:
+                log.debug("%r: shutdown for writing failed: %s", self, e)
+
     @property
     def is_open(self):
         return self._state == _OPEN
@@ -340,6 +395,8 @@ class Connection(object):
         self._reader = make_thread(self._read_loop, "tcpcom-conn-%s" % self.id, daemon=self.daemon)
         self._reader.start()
         deadlines = [d for d in (self._read_timeout, self.send_timeout) if d]
+        if self._deadline is not None:
+            deadlines.append(max(0.0, self._deadline[0] - monotonic()))
         if deadlines:
             _watchdog.watch(self, monotonic() + min(deadlines))
         return self
@@ -382,13 +439,19 @@ class Connection(object):
         if self._state != _OPEN:
             return None
         nxt = None
+        dl = self._deadline
+        if dl is not None:
+            if now >= dl[0]:
+                self._expire(dl)
+                return None
+            nxt = dl[0]
         rt = self._read_timeout
         if rt:
             due = self._last_activity + rt
             if now >= due:
                 self._shutdown(ReadTimeout("no data received for %g s (read timeout)" % rt))
                 return None
-            nxt = due
+            nxt = due if nxt is None else min(nxt, due)
         st = self.send_timeout
         if st:
             since = self._sending_since
@@ -399,6 +462,19 @@ class Connection(object):
             due = (since + st) if since is not None else now + st
             nxt = due if nxt is None else min(nxt, due)
         return nxt
+
+    def _expire(self, deadline):
+        # on the watchdog thread: never wait for the peer
+        _, farewell, reason = deadline
+        if farewell and self._send_lock.acquire(False):
+            try:
+                if self._state == _OPEN and writable_now(self.sock):
+                    self.sock.send(farewell)
+            except (socket.error, OSError) as e:
+                log.debug("%r: farewell not sent: %s", self, e)
+            finally:
+                self._send_lock.release()
+        self._shutdown(DeadlineExceeded(reason))
 
     # -- receiving -------------------------------------------------------------
 
@@ -916,7 +992,12 @@ class _PendingHandler(object):
         # on the listener's executor (one at a time across connections), and
         # this connection's events wait until it has chosen the handler.
         done = threading.Event()
-        if conn.executor is self.listener.executor:  # serialize=True: we already hold it
+        lex = self.listener.executor
+        if conn.executor is lex:  # serialize=True: we already hold it
+            self._choose(done)
+        elif not lex.dispatcher.inline and lex.dispatcher is conn.executor.dispatcher:
+            # an EventPump: we run on the one pumping thread, which would have to
+            # run _choose itself -- waiting for it here would never end
             self._choose(done)
         else:
             self.listener.executor.post(self._choose, (done,))
