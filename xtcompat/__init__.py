@@ -31,14 +31,15 @@ from tcpcom._version import __version__  # noqa: F401
 
 from .api import (XTCloseConnection, XTGetConnectionInfo, XTGetListenerPort, XTJoinMulticastGroup,
                   XTLeaveMulticastGroup, XTOpenTCPConnection, XTRegisterHandlers, XTRunForever,
-                  XTSendDatagram, XTSerializeEvents, XTSetNameLookupTimeout, XTStartTCPListener,
-                  XTStartUDPListener, XTStopAll, XTStopTCPListener, XTStopUDPListener,
-                  XTWriteConnection, XTWriteLog)
+                  XTSendDatagram, XTSerializeEvents, XTSetNameLookupTimeout, XTStartHTMLListener,
+                  XTStartTCPListener, XTStartUDPListener, XTStopAll, XTStopHTMLListener,
+                  XTStopTCPListener, XTStopUDPListener, XTWriteConnection, XTWriteLog)
 from .constants import *  # noqa: F401,F403
 from .constants import __all__ as _constant_names
 
 __all__ = ["XTCloseConnection", "XTGetConnectionInfo", "XTGetListenerPort", "XTJoinMulticastGroup",
            "XTLeaveMulticastGroup", "XTOpenTCPConnection", "XTRegisterHandlers", "XTRunForever",
-           "XTSendDatagram", "XTSerializeEvents", "XTSetNameLookupTimeout", "XTStartTCPListener",
-           "XTStartUDPListener", "XTStopAll", "XTStopTCPListener", "XTStopUDPListener",
+           "XTSendDatagram", "XTSerializeEvents", "XTSetNameLookupTimeout", "XTStartHTMLListener",
+           "XTStartTCPListener", "XTStartUDPListener", "XTStopAll", "XTStopHTMLListener",
+           "XTStopTCPListener", "XTStopUDPListener",
            "XTWriteConnection", "XTWriteLog"] + list(_constant_names)

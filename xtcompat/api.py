@@ -20,12 +20,14 @@ from tcpcom.dispatch import SerialExecutor
 from tcpcom.engine import (Connection, ConnectionClosedError, Listener, PortInUseError, ReadTimeout,
                            SendTimeout, open_socket)
 from tcpcom.framing import DEFAULT_MAX_MESSAGE_SIZE, DelimiterFramer, MessageTooLarge
+from tcpcom.httpserver import HTTPListener
 from tcpcom.udp import MAX_DATAGRAM, UDPEndpoint
 
 from .constants import (NO_MAC, UNKNOWN_NAME, xtBroadcastAddress, xtErrDisconnected, xtErrInvalidPort,
                         xtErrInvalidState, xtErrNameResolution, xtErrOutOfMemory, xtErrorDescription,
                         xtErrorNumber, xtKeyErrorMessage, xtKeyErrorNumber, xtKeyMacAddress, xtKeyName,
-                        xtKeyPeerPort, xtKeyRemoteAddress, xtKeyRemotePort, xtKeyUniqueId)
+                        xtKeyFormData, xtKeyHeaders, xtKeyMethod, xtKeyPeerPort, xtKeyPostData, xtKeyQuery,
+                        xtKeyRemoteAddress, xtKeyRemotePort, xtKeyUniqueId)
 from .peerinfo import PeerInfo
 from .registry import Registry
 
@@ -53,7 +55,7 @@ if PY2:  # pragma: no cover - Python 2.7 / Jython
 MIN_LISTEN_PORT = 1024
 DEFAULT_CONNECT_TIMEOUT = 10
 
-TCP, UDP = "tcp", "udp"
+TCP, UDP, HTML = "tcp", "udp", "html"
 
 # system errors that mean the connection was dropped: reported as 102
 _DROPPED = set(getattr(errno, n) for n in ("ECONNRESET", "EPIPE", "ECONNABORTED", "ETIMEDOUT", "ENETDOWN",
@@ -556,6 +558,58 @@ def XTLeaveMulticastGroup(theListenerID, theGroup, theInterface=None):
 
 
 # -- the script's life -----------------------------------------------------------
+
+
+# -- the HTML listener -------------------------------------------------------------
+
+
+def _page_info(request, conn):
+    return {xtKeyRemoteAddress: conn.remote_address, xtKeyRemotePort: conn.remote_port,
+            xtKeyPeerPort: conn.remote_port, xtKeyUniqueId: conn.id, xtKeyMethod: request.method,
+            xtKeyHeaders: request.headers_dict(), xtKeyQuery: dict(request.query),
+            xtKeyFormData: dict(request.form()), xtKeyPostData: request.text()}
+
+
+def _page_request(request, conn):
+    fn = _face.find("XTPageRequest")
+    if fn is None:
+        _face.warn_once("XTPageRequest", "the script defines no XTPageRequest function: "
+                        "the HTML listener answers 501")
+        return 501, "501 Not Implemented: the plugin defines no XTPageRequest function\n", "text/plain"
+    return fn(request.path, _page_info(request, conn))
+
+
+def XTStartHTMLListener(thePort, host="", serialize=True):
+    """Serve HTTP; returns a non-zero listener ID, or 0 (the reason is logged).
+
+    Each request calls the script's ``XTPageRequest(thePath, theRequestInfo)``
+    (the path with its leading '/', without the query) and its return value
+    is the response, made inline: a body (status 200), ``(code, body)`` or
+    ``(code, body, contentType)``; a dict or list is sent as JSON.  Port
+    rules as for :func:`XTStartTCPListener`.  This library's additions:
+    ``host``, and ``serialize`` (True: XTPageRequest calls run one at a
+    time while connections are read and written in parallel).
+    """
+    where = "XTStartHTMLListener"
+    port = _listen_port(where, thePort)
+    if port is None:
+        return 0
+    try:
+        server = HTTPListener(port, _page_request, host=host, serialize=serialize, server_name="xtcompat")
+    except PortInUseError as e:
+        log.error("%s(%d) failed: %s", where, thePort, e.strerror or e)
+        return 0
+    except (socket.error, OSError, ValueError, TypeError) as e:
+        log.error("%s(%r, host=%r) failed: %s", where, thePort, host, e)
+        return 0
+    lid = _face.listeners.add(HTML, server)
+    log.debug("HTML listener %d on port %d", lid, server.port)
+    return lid
+
+
+def XTStopHTMLListener(theListenerID):
+    """Stop an HTML listener (open requests are closed)."""
+    return _stop("XTStopHTMLListener", HTML, theListenerID)
 
 
 def XTRegisterHandlers(namespace):

@@ -23,6 +23,18 @@ xtKeyErrorMessage = "ErrM"
 xtErrorNumber = xtKeyErrorNumber
 xtErrorDescription = xtKeyErrorMessage
 
+# -- this library's keys of XTPageRequest's info dictionary (HTML listener) --
+#: the request method ("GET", "HEAD", "POST", ...)
+xtKeyMethod = "Method"
+#: the request headers: a dict with lower-case names
+xtKeyHeaders = "Headers"
+#: the query string's fields: a dict (percent-decoded, '+' as space; the last value of a repeated key)
+xtKeyQuery = "Query"
+#: the fields of a form-encoded POST body: a dict
+xtKeyFormData = "FormData"
+#: the raw request body as text (UTF-8; undecodable bytes replaced)
+xtKeyPostData = "PostData"
+
 #: XTSendDatagram(id, xtBroadcastAddress, port, data) sends a broadcast
 xtBroadcastAddress = "broadcast"
 
