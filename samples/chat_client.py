@@ -2,6 +2,8 @@
 
     python samples/chat_client.py HOST PORT
 """
+from __future__ import print_function
+
 import sys
 import threading
 

@@ -5,6 +5,8 @@ connection keeps its own count; the listener keeps a shared one.
 
     python samples/engine_multi_echo.py [PORT]
 """
+from __future__ import print_function
+
 import sys
 import threading
 

@@ -2,6 +2,8 @@
 
     python samples/request_client.py HOST PORT [QUESTION ...]
 """
+from __future__ import print_function
+
 import sys
 
 from tcpcom import TCPClient

@@ -7,6 +7,7 @@ from __future__ import absolute_import
 
 import codecs
 import errno
+import logging
 import socket
 import sys
 import threading
@@ -85,20 +86,96 @@ def to_bytes(data, encoding="utf-8", errors=None):
         return data.encode(encoding, errors or LOSSLESS_ERRORS)
     if isinstance(data, binary_type):
         return data
-    if isinstance(data, (bytearray, memoryview)):
+    if isinstance(data, memoryview):
+        return data.tobytes()  # bytes(memoryview) is its repr on Python 2.7 / Jython
+    if isinstance(data, bytearray):
         return bytes(data)
     raise TypeError("expected text or bytes, got %s (%r); convert it with str() first"
                     % (type(data).__name__, data))
 
 
-def make_thread(target, name, args=()):
-    """A daemon thread (Jython 2.7 has no ``daemon=`` keyword)."""
+class _LastResort(logging.Handler):
+    """Python 2.7 / Jython stand-in for Python 3's ``logging.lastResort``.
+
+    Without it Python 2 prints 'No handlers could be found for logger ...'
+    once and drops every warning of the library.  Like Python 3, it writes
+    warnings and errors (message only) to stderr as long as the program has
+    not configured logging itself.
+    """
+
+    def __init__(self):
+        logging.Handler.__init__(self, logging.WARNING)
+
+    def emit(self, record):
+        if logging.getLogger().handlers:
+            return  # the program configured logging: its handlers have it
+        name = record.name
+        while "." in name and name != "tcpcom":  # a handler further down had it already
+            if logging.getLogger(name).handlers:
+                return
+            name = name.rsplit(".", 1)[0]
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:  # pragma: no cover
+            self.handleError(record)
+
+
+if PY2:  # pragma: no cover - Python 2.7 / Jython
+    _logger = logging.getLogger("tcpcom")
+    # once, even if the module is imported again (TigerJython reruns scripts in one JVM)
+    if not any(type(h).__name__ == "_LastResort" for h in _logger.handlers):
+        _logger.addHandler(_LastResort())
+
+
+def script_text(msg):
+    """What a TigerJython script means by ``msg``: used by ``sendMessage`` of the tcpcom face.
+
+    Python 3: unchanged (bytes are bytes).  Python 2 / Jython: a byte string
+    that is valid UTF-8 (a literal in a file with a UTF-8 coding line, or a
+    message from the original tcpcom) is also unchanged -- the original puts
+    it on the wire as it is.  One that is not valid UTF-8 is read as Latin-1
+    text: that is how Jython stores the characters of a ``str`` literal when a
+    program such as TigerJython hands it the source as text (the literal
+    ``"Gr\\u00fcezi"`` becomes ``'Gr\\xfcezi'``), so it goes out as UTF-8 and a
+    CPython peer reads the same text.
+    """
+    if PY2 and isinstance(msg, binary_type):
+        try:
+            msg.decode("utf-8")
+        except UnicodeDecodeError:
+            return msg.decode("latin-1")
+    return msg
+
+
+def make_thread(target, name, args=(), daemon=True):
+    """A thread, daemon by default (Jython 2.7 has no ``daemon=`` keyword)."""
     t = threading.Thread(target=target, name=name, args=args)
-    t.daemon = True
+    t.daemon = daemon
     return t
 
 
+def bind_error(exc):
+    """The error a failed bind/listen really was.
+
+    Jython reports every ``java.net.BindException`` as errno 98 "Address
+    already in use", also "Cannot assign requested address" (an address this
+    machine does not have); the Java exception it carries tells them apart.
+    Elsewhere ``exc`` itself.
+    """
+    java = getattr(exc, "java_exception", None)
+    if java is not None and getattr(exc, "errno", None) == errno.EADDRINUSE:
+        try:
+            message = java.getMessage() or ""
+        except Exception:  # pragma: no cover
+            message = ""
+        if message and "in use" not in message.lower():
+            code = errno.EADDRNOTAVAIL if "assign" in message.lower() else errno.EINVAL
+            return socket.error(code, message)
+    return exc
+
+
 def is_addr_in_use(exc):
+    exc = bind_error(exc)
     return getattr(exc, "errno", None) == errno.EADDRINUSE or "in use" in str(exc).lower()
 
 
@@ -114,3 +191,124 @@ def set_keepalive(sock):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
     except (socket.error, AttributeError, OSError):  # pragma: no cover - platform dependent
         pass
+
+
+# -- Jython's socket layer -----------------------------------------------------
+#
+# Jython 2.7 implements sockets on Netty.  Three of its differences from C
+# sockets matter to the engine (found by running, see README "TigerJython /
+# Jython"); the helpers below are no-ops (or plain calls) elsewhere.
+#
+# - shutdown() does not wake a thread blocked in recv(): it only detaches the
+#   socket's read handler; close() wakes it only sometimes (the close
+#   completes asynchronously and may drain the queue recv() waits on first).
+# - Neither shutdown() nor close() of a listening socket wakes accept().
+# - close() of a listening socket completes asynchronously: binding the same
+#   port again right after it can fail with EADDRINUSE for tens of ms.
+
+#: seconds Listener retries a bind that failed with EADDRINUSE (a port closed
+#: a moment ago by this JVM is freed asynchronously on Jython)
+BIND_RETRY = 0.5 if JYTHON else 0.0
+
+if JYTHON:  # pragma: no cover - exercised by tests/jython under Jython
+    try:
+        import _socket as _jsocket
+        _PEER_CLOSED = _jsocket._PEER_CLOSED
+    except (ImportError, AttributeError):
+        _PEER_CLOSED = None
+
+    def wake_reader(sock):
+        """Make a recv() (or poll) blocked in another thread see the end of the stream.
+
+        Queues the end marker Jython's recv() waits for and notifies pollers.
+        Returns True if it could.
+        """
+        real = getattr(sock, "_sock", None)
+        incoming = getattr(real, "incoming", None)
+        if incoming is None or _PEER_CLOSED is None:
+            return False
+        try:
+            incoming.put(_PEER_CLOSED)
+            real._notify_selectors(hangup=True)
+        except Exception:
+            return False
+        return True
+
+    def wake_accept(sock, timeout=1.0):
+        """Make accept() blocked in another thread return: connect to the socket once.
+
+        (What the original tcpcom does on every platform.)  The caller's
+        accept loop sees its closing flag and drops the connection.
+        """
+        try:
+            host, port = sock.getsockname()[:2]
+        except (socket.error, OSError):
+            return False
+        if host in ("", "0.0.0.0"):
+            host = "127.0.0.1"
+        elif host in ("::", "0:0:0:0:0:0:0:0"):
+            host = "::1"
+        try:
+            s = socket.create_connection((host, port), timeout)
+        except (socket.error, OSError):
+            return False
+        s.close()
+        return True
+
+    def close_listening(sock, timeout=5.0):
+        """Close a listening socket and wait (at most ``timeout`` s) until its port is free.
+
+        (Milliseconds normally; the bound is generous for a loaded machine.)
+        """
+        real = getattr(sock, "_sock", None)
+        sock.close()
+        ms = int(timeout * 1000)
+        try:
+            channel = getattr(real, "channel", None)
+            if channel is not None:
+                channel.closeFuture().awaitUninterruptibly(ms)
+            group = getattr(real, "parent_group", None)  # its event loop owns the port
+            if group is not None:
+                group.terminationFuture().awaitUninterruptibly(ms)
+            # Jython stops the accepted connections' event loop only when the
+            # last of them closes after the listening socket; when all closed
+            # before, its threads would stay for the life of the JVM.
+            children = getattr(real, "child_group", None)
+            if children is not None and getattr(real, "accepted_children", 1) <= 0:
+                children.shutdownGracefully(0, 100, _MILLISECONDS)
+        except Exception:  # another Jython version: the bind retry still covers it
+            pass
+
+    def _quiet_netty():
+        """Silence Netty's 'Failed to submit a listener notification task' line.
+
+        Jython logs it (SEVERE) when an accepted connection closes after its
+        listening socket: the close notification finds the event loop that
+        Jython has just shut down.  Nothing is lost; the line only alarms.
+        """
+        try:
+            from java.util.logging import Level, Logger
+            logger = Logger.getLogger("io.netty.util.concurrent.DefaultPromise.rejectedExecution")
+            logger.setLevel(Level.OFF)
+            return logger  # keep a reference: the JVM forgets settings of unreferenced loggers
+        except Exception:
+            return None
+
+    try:
+        from java.util.concurrent import TimeUnit as _TimeUnit
+        _MILLISECONDS = _TimeUnit.MILLISECONDS
+    except ImportError:
+        _MILLISECONDS = None
+    _netty_logger = _quiet_netty()
+else:
+    def wake_reader(sock):
+        """Nothing to do: shutdown() wakes a blocked recv() on CPython."""
+        return False
+
+    def wake_accept(sock, timeout=1.0):
+        """Nothing to do: shutdown() wakes accept() on Linux (elsewhere the accept timeout does)."""
+        return False
+
+    def close_listening(sock, timeout=5.0):
+        """Close a listening socket; the port is free when close() returns."""
+        sock.close()

@@ -1,3 +1,4 @@
+# -*- coding: utf-8 -*-
 """Command line: ``python -m tcpcom`` (or ``tcpcom``).
 
     tcpcom demo                       a server and a client talk; every event is printed
@@ -20,11 +21,15 @@ _print_lock = threading.Lock()
 def _say(who, state, msg):
     line = "%-7s %-17s %s\n" % (who, state, msg if msg is not None else "")
     with _print_lock:
-        sys.stdout.write(line)
+        try:
+            sys.stdout.write(line)
+        except UnicodeEncodeError:  # Python 2 / Jython on a console that cannot show it
+            encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+            sys.stdout.write(line.encode(encoding, "backslashreplace").decode(encoding))
         sys.stdout.flush()
 
 
-def run_demo(messages=("Hello", "Grüezi", "3 + 4 = ?")):
+def run_demo(messages=(u"Hello", u"Grüezi", u"3 + 4 = ?")):
     """A TCPServer that answers and a TCPClient that asks, in one process."""
     ended = threading.Event()
 
@@ -56,13 +61,16 @@ def run_server(port, echo=False, host=""):
     def onServer(state, msg):
         _say("server", state, msg)
         if echo and state == TCPServer.MESSAGE:
+            ready.wait(5)  # events may come before the constructor's result is assigned
             server.sendMessage(msg)
         if state == TCPServer.PORT_IN_USE:
             _say("", "", "port %s is in use: stop the other program or choose another port" % msg)
             done.set()
 
     done = threading.Event()
+    ready = threading.Event()
     server = TCPServer(port, onServer, host=host)
+    ready.set()
     try:
         while not done.is_set() and not server.isTerminated():
             done.wait(0.5)

@@ -217,19 +217,7 @@ class SerialExecutor(object):
         if owner is _SCHEDULED:
             self.dispatcher.schedule(self._drain)
             return
-        # inline: run it here, then whatever was posted meanwhile (written out
-        # rather than in helpers: this is the per-message path)
-        ok = False
-        try:
-            try:
-                fn(*args)
-            except Exception:
-                log.exception("callback %s raised; the engine goes on", getattr(fn, "__name__", fn))
-            self._drain_loop()
-            ok = True
-        finally:
-            if not ok:
-                self._release_after_error()
+        self._drain((fn, args))
 
     def wait_idle(self, timeout):
         """Wait up to ``timeout`` s until everything posted so far was delivered.
@@ -272,11 +260,15 @@ class SerialExecutor(object):
         finally:
             self._waiting -= 1
 
-    def _drain(self):
-        with self._lock:
-            self._owner = get_ident()
+    def _drain(self, first=None):
+        """Deliver until the queue is empty: ``first`` (fn, args) inline, or as the scheduled owner."""
+        if first is None:
+            with self._lock:
+                self._owner = get_ident()
         ok = False
         try:
+            if first is not None:
+                call_logged(*first)
             self._drain_loop()
             ok = True
         finally:

@@ -44,8 +44,9 @@ import select
 import socket
 import threading
 
-from ._compat import (LOCK_TIMEOUT, LOSSLESS_ERRORS, integer_types, make_thread, monotonic,
-                      set_keepalive, set_nodelay, string_types, text_type, to_bytes, is_addr_in_use)
+from ._compat import (BIND_RETRY, JYTHON, LOCK_TIMEOUT, LOSSLESS_ERRORS, bind_error, close_listening,
+                      integer_types, is_addr_in_use, make_thread, monotonic, set_keepalive,
+                      set_nodelay, string_types, text_type, to_bytes, wake_accept, wake_reader)
 from .dispatch import SerialExecutor
 from .framing import DEFAULT_MAX_MESSAGE_SIZE, DelimiterFramer, MessageTooLarge, RawFramer, make_framer
 
@@ -69,6 +70,10 @@ class PortInUseError(socket.error):
 
 class ReadTimeout(socket.error):
     """The peer sent nothing for ``read_timeout`` seconds; the connection was closed."""
+
+
+class DeadlineExceeded(ReadTimeout):
+    """The deadline set with :meth:`Connection.set_deadline` passed; the connection was closed."""
 
 
 class SendTimeout(socket.error):
@@ -187,10 +192,30 @@ def wait_readable(sock, timeout):
     poll = getattr(select, "poll", None)
     if poll is not None:
         p = poll()
-        p.register(sock, select.POLLIN | getattr(select, "POLLHUP", 0) | getattr(select, "POLLERR", 0))
-        return bool(p.poll(max(0, int(timeout * 1000 + 0.999))))
+        # POLLIN only: C's poll() reports hang-up and errors anyway; Jython's
+        # makes a hung-up socket readable and fires a spurious POLLERR after
+        # connect (the connect future passed as the "exception").
+        p.register(sock, select.POLLIN)
+        try:
+            return bool(p.poll(max(0, int(timeout * 1000 + 0.999))))
+        finally:
+            p.unregister(sock)  # Jython: else the socket keeps notifying this poll object
     r, _, _ = select.select([sock], [], [], max(0.0, timeout))
     return bool(r)
+
+
+def writable_now(sock):
+    """True if ``sock`` can take a short send at once (a few hundred bytes)."""
+    try:
+        poll = getattr(select, "poll", None)
+        if poll is not None:
+            p = poll()
+            p.register(sock, select.POLLOUT)
+            return bool(p.poll(0))
+        _, w, _ = select.select([], [sock], [], 0)
+        return bool(w)
+    except Exception:  # e.g. a select() that refuses blocking sockets: skip the send
+        return False
 
 
 class _Watchdog(object):
@@ -204,6 +229,10 @@ class _Watchdog(object):
 
     def watch(self, conn, when):
         with self._cond:
+            due = conn._watch_due
+            if due is not None and due <= when:
+                return  # an earlier check is pending; it schedules the next one
+            conn._watch_due = when
             heapq.heappush(self._heap, (when, next(self._seq), conn))
             if self._thread is None:
                 self._thread = make_thread(self._run, "tcpcom-watchdog")
@@ -226,6 +255,8 @@ class _Watchdog(object):
                     when, _, conn = self._heap[0]
                     if when <= now:
                         heapq.heappop(self._heap)
+                        if conn._watch_due is not None and conn._watch_due <= when:
+                            conn._watch_due = None
                         break
                     cond.wait(min(when - now, 5.0))
             try:
@@ -263,8 +294,9 @@ class Connection(object):
 
     def __init__(self, sock, handler=None, framing=b"\0", max_message_size=DEFAULT_MAX_MESSAGE_SIZE,
                  encoding="utf-8", errors=None, read_timeout=None, send_timeout=DEFAULT_SEND_TIMEOUT,
-                 executor=None, dispatcher=None, listener=None, initial_data=b""):
+                 executor=None, dispatcher=None, listener=None, initial_data=b"", daemon=True):
         self.sock = sock
+        self.daemon = daemon
         sock.settimeout(None)
         set_nodelay(sock)
         set_keepalive(sock)
@@ -296,6 +328,8 @@ class Connection(object):
         self._eof = None  # set by a nested read (request() inside a callback): (reason,)
         self._initial = initial_data
         self._last_activity = monotonic()
+        self._deadline = None  # (when, farewell bytes, reason text) or None
+        self._watch_due = None  # earliest pending watchdog check (owned by the watchdog)
         self._done = None  # an Event, made by the first wait_closed() (memory per connection)
         self._finished = False
         self._reader = None
@@ -325,6 +359,35 @@ class Connection(object):
         if self._read_timeout and self._reader is not None:
             _watchdog.watch(self, self._last_activity + self._read_timeout)
 
+    def set_deadline(self, seconds, farewell=None, reason=None):
+        """Close the connection ``seconds`` from now unless called again before.
+
+        ``None`` cancels.  At the deadline ``farewell`` (bytes, e.g. an HTTP
+        408 response) is sent if the socket takes it at once, then the
+        connection closes with :class:`DeadlineExceeded` (``reason`` is its
+        text).  Unlike ``read_timeout`` the clock does not restart when data
+        arrives, so it bounds a whole exchange (a request sent byte by byte).
+        """
+        if seconds is None:
+            self._deadline = None
+            return
+        when = monotonic() + max(0.0, seconds)
+        self._deadline = (when, farewell, reason or "deadline of %g s passed" % seconds)
+        if self._reader is not None:
+            _watchdog.watch(self, when)
+
+    def close_write(self):
+        """Shut down the sending side after what was sent (the peer reads the end of
+        the stream); reading goes on until the peer closes or the connection is closed."""
+        with self._send_lock:
+            try:
+                if JYTHON:  # there shutdown(SHUT_WR) sends no FIN
+                    self.sock._sock.channel.shutdownOutput()
+                else:
+                    self.sock.shutdown(socket.SHUT_WR)
+            except Exception as e:
+                log.debug("%r: shutdown for writing failed: %s", self, e)
+
     @property
     def is_open(self):
         return self._state == _OPEN
@@ -339,9 +402,11 @@ class Connection(object):
 
     def start(self):
         """Start the reader thread; the handler gets ``connection_made`` first."""
-        self._reader = make_thread(self._read_loop, "tcpcom-conn-%s" % self.id)
+        self._reader = make_thread(self._read_loop, "tcpcom-conn-%s" % self.id, daemon=self.daemon)
         self._reader.start()
         deadlines = [d for d in (self._read_timeout, self.send_timeout) if d]
+        if self._deadline is not None:
+            deadlines.append(max(0.0, self._deadline[0] - monotonic()))
         if deadlines:
             _watchdog.watch(self, monotonic() + min(deadlines))
         return self
@@ -378,6 +443,7 @@ class Connection(object):
             self.sock.shutdown(socket.SHUT_RDWR)
         except (socket.error, OSError):
             pass
+        wake_reader(self.sock)  # Jython: shutdown() does not wake the reader's recv()
         if self._reader is None:  # never started: finish here
             self._finish(cause)
         return True
@@ -389,13 +455,19 @@ class Connection(object):
         if self._state != _OPEN:
             return None
         nxt = None
+        dl = self._deadline
+        if dl is not None:
+            if now >= dl[0]:
+                self._expire(dl)
+                return None
+            nxt = dl[0]
         rt = self._read_timeout
         if rt:
             due = self._last_activity + rt
             if now >= due:
                 self._shutdown(ReadTimeout("no data received for %g s (read timeout)" % rt))
                 return None
-            nxt = due
+            nxt = due if nxt is None else min(nxt, due)
         st = self.send_timeout
         if st:
             since = self._sending_since
@@ -406,6 +478,19 @@ class Connection(object):
             due = (since + st) if since is not None else now + st
             nxt = due if nxt is None else min(nxt, due)
         return nxt
+
+    def _expire(self, deadline):
+        # on the watchdog thread: never wait for the peer
+        _, farewell, reason = deadline
+        if farewell and self._send_lock.acquire(False):
+            try:
+                if self._state == _OPEN and writable_now(self.sock):
+                    self.sock.send(farewell)
+            except (socket.error, OSError) as e:
+                log.debug("%r: farewell not sent: %s", self, e)
+            finally:
+                self._send_lock.release()
+        self._shutdown(DeadlineExceeded(reason))
 
     # -- receiving -------------------------------------------------------------
 
@@ -642,6 +727,61 @@ class Connection(object):
                 self._eof = (error,)
 
 
+def _java_interface_addresses():
+    from java.net import Inet4Address, NetworkInterface
+    found = []
+    for nif in NetworkInterface.getNetworkInterfaces() or []:
+        if nif.isUp():
+            for addr in nif.getInetAddresses():
+                if isinstance(addr, Inet4Address):
+                    found.append(str(addr.getHostAddress()))
+    return found
+
+
+def _interface_addresses():
+    """IPv4 addresses of the network interfaces (Linux ioctl, Java's NetworkInterface; else [])."""
+    if JYTHON:
+        try:
+            return _java_interface_addresses()
+        except Exception:
+            return []
+    try:
+        import fcntl
+        import struct
+        names = [name for _, name in socket.if_nameindex()]
+    except (ImportError, AttributeError, OSError, socket.error):
+        return []
+    found = []
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for name in names:
+            try:
+                req = struct.pack("256s", name.encode("ascii")[:15])
+                raw = fcntl.ioctl(probe.fileno(), 0x8915, req)  # SIOCGIFADDR
+                found.append(socket.inet_ntoa(raw[20:24]))
+            except (IOError, OSError, UnicodeError, socket.error):
+                continue
+    finally:
+        probe.close()
+    return found
+
+
+def local_addresses():
+    """This machine's IPv4 addresses, non-loopback ones first (no packet is sent)."""
+    found = []
+    try:
+        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
+            found.append(info[4][0])
+    except (socket.error, OSError):
+        pass
+    found.extend(_interface_addresses())
+    unique = []
+    for ip in found:
+        if ip not in unique:
+            unique.append(ip)
+    return sorted(unique, key=lambda ip: ip.startswith("127."))
+
+
 def open_socket(host, port, timeout=None):
     """Connect a TCP socket; returns ``(sock, seconds the handshake took)``.
 
@@ -716,7 +856,8 @@ class Listener(object):
     (None delivers bytes), ``serialize`` (True: the handlers of all
     connections share one executor, so they never run concurrently),
     ``on_closed()`` (after :meth:`close`, once every thread has ended),
-    ``dispatcher``.
+    ``dispatcher``, ``daemon`` (False: the listener's threads keep the
+    program alive until :meth:`close`, as the tcpcom face does).
 
     The socket is bound in the constructor, so ``port`` is known at once
     (pass 0 to let the system choose); :class:`PortInUseError` if it is taken.
@@ -726,7 +867,7 @@ class Listener(object):
                  max_message_size=DEFAULT_MAX_MESSAGE_SIZE, max_connections=DEFAULT_MAX_CONNECTIONS,
                  read_timeout=None, send_timeout=DEFAULT_SEND_TIMEOUT, encoding="utf-8", errors=None,
                  serialize=False, on_refused=None, on_closed=None, dispatcher=None, executor=None,
-                 backlog=128, start=True):
+                 backlog=128, start=True, daemon=True):
         check_port(port)
         _check_callable(on_connection, "on_connection")
         _check_callable(on_refused, "on_refused")
@@ -737,7 +878,9 @@ class Listener(object):
         self.on_closed = on_closed
         self.host = host
         self.options = dict(framing=framing, max_message_size=max_message_size, encoding=encoding,
-                            errors=errors, read_timeout=read_timeout, send_timeout=send_timeout)
+                            errors=errors, read_timeout=read_timeout, send_timeout=send_timeout,
+                            daemon=daemon)
+        self.daemon = daemon
         self.max_connections = max_connections
         self.dispatcher = dispatcher
         self.executor = executor or SerialExecutor(dispatcher)
@@ -748,17 +891,23 @@ class Listener(object):
         self._active = 1  # the accept thread, plus one per live connection
         self._thread = None
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
-            sock.listen(backlog)
-        except (socket.error, OSError) as e:
-            sock.close()
-            if is_addr_in_use(e):
+        retry_until = monotonic() + BIND_RETRY
+        while True:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind((host, port))
+                sock.listen(backlog)
+                break
+            except (socket.error, OSError) as e:
+                sock.close()
+                if not is_addr_in_use(e):
+                    raise bind_error(e)  # Jython: its errno 98 may mean another error
+                if port and monotonic() < retry_until:  # Jython: a port closed a moment ago
+                    threading.Event().wait(0.01)        # is freed asynchronously
+                    continue
                 raise PortInUseError(errno.EADDRINUSE, "port %d is already in use: stop the other "
                                      "program or choose another port" % port)
-            raise
         self.sock = sock
         self.port = sock.getsockname()[1]
         if start:
@@ -769,7 +918,7 @@ class Listener(object):
 
     def start(self):
         if self._thread is None:
-            self._thread = make_thread(self._accept_loop, "tcpcom-listen-%d" % self.port)
+            self._thread = make_thread(self._accept_loop, "tcpcom-listen-%d" % self.port, daemon=self.daemon)
             self._thread.start()
         return self
 
@@ -809,7 +958,7 @@ class Listener(object):
                 self._accepted(sock, addr)
         finally:
             try:
-                self.sock.close()
+                close_listening(self.sock)  # Jython: waits until the port is free
             except (socket.error, OSError):
                 pass
             self._release()
@@ -861,7 +1010,11 @@ class Listener(object):
             self._active -= 1
             last = self._active == 0
         if last and self.on_closed is not None:
-            self.executor.post(self.on_closed, ())
+            # The last thread out delivers the final event itself, or waits
+            # for its delivery: a non-daemon listener must not let the
+            # program exit before it.
+            self.executor.post(self.on_closed, (), True, _true)
+            self.executor.wait_idle(5.0)
 
     def close(self):
         """Stop accepting and close every connection; safe to call twice.
@@ -875,21 +1028,23 @@ class Listener(object):
                 first = False
             else:
                 self._closing = first = True
+        t = self._thread
         if first:
             try:
                 self.sock.shutdown(socket.SHUT_RDWR)
             except (socket.error, OSError):
                 pass
-        t = self._thread
+            if t is not None:
+                wake_accept(self.sock)  # Jython: shutdown() does not wake accept()
         if t is None:
             if first:
-                self.sock.close()
+                close_listening(self.sock)
                 self._release()
         elif not _in_reader_thread():
             t.join()  # first: no connection can be added after this
         else:
             try:  # cannot wait here: close the socket now so the port is free at once
-                self.sock.close()
+                close_listening(self.sock)
             except (socket.error, OSError):
                 pass
         for conn in self.connections:
@@ -908,7 +1063,12 @@ class _PendingHandler(object):
         # on the listener's executor (one at a time across connections), and
         # this connection's events wait until it has chosen the handler.
         done = threading.Event()
-        if conn.executor is self.listener.executor:  # serialize=True: we already hold it
+        lex = self.listener.executor
+        if conn.executor is lex:  # serialize=True: we already hold it
+            self._choose(done)
+        elif not lex.dispatcher.inline and lex.dispatcher is conn.executor.dispatcher:
+            # an EventPump: we run on the one pumping thread, which would have to
+            # run _choose itself -- waiting for it here would never end
             self._choose(done)
         else:
             # inline: when the listener's executor is idle this thread runs

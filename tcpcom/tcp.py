@@ -9,11 +9,12 @@ from __future__ import absolute_import, print_function
 import logging
 import socket
 import threading
+import weakref
 
-from ._compat import binary_type, string_types, text_type
+from ._compat import binary_type, script_text, string_types, text_type
 from ._version import __version__
 from .dispatch import SerialExecutor
-from .engine import (ConnectionClosedError, Listener, Connection, PortInUseError, _check_callable,
+from .engine import (ConnectionClosedError, local_addresses, Listener, Connection, PortInUseError, _check_callable,
                      check_port, open_socket, probe_hangup)
 from .framing import DEFAULT_MAX_MESSAGE_SIZE
 
@@ -23,11 +24,31 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 EVENT_WAIT = 5.0
 
 
-def _verbose(obj, prefix, logger, msg, *args):
-    text = msg % args if args else msg
-    logger.debug(text)
-    if obj.isVerbose:
-        print("   %s-> %s" % (prefix, text))
+#: every TCPServer and TCPClient made, while it exists (see close_all)
+_live = weakref.WeakSet()
+
+
+def close_all():
+    """Terminate every TCPServer and disconnect every TCPClient of this program."""
+    for obj in list(_live):
+        obj._close()
+
+
+class _Face(object):
+    """What TCPServer and TCPClient share: diagnostics and event delivery."""
+
+    isVerbose = False
+
+    def _debug(self, msg, *args):
+        text = msg % args if args else msg
+        self._log.debug(text)
+        if self.isVerbose:  # the classic tcpcom style
+            print("   %s-> %s" % (type(self).__name__, text))
+
+    def _emit(self, state, msg):
+        if state != "MESSAGE":
+            self._debug("state %s (%s)", state, msg)
+        self.stateChanged(state, msg)
 
 
 def _ignore(state, msg):
@@ -50,20 +71,12 @@ def _delimiter(endOfBlock):
 
 
 def getIPAddress():
-    """This machine's IPv4 address on the local network ('127.0.0.1' if none is found)."""
-    candidates = []
-    try:
-        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
-            candidates.append(info[4][0])
-    except (socket.error, OSError):
-        pass
-    for ip in candidates:
-        if not ip.startswith("127."):
-            return ip
-    return "127.0.0.1"
+    """This machine's IPv4 address on the local network ('127.0.0.1' if it has none)."""
+    addresses = local_addresses()
+    return addresses[0] if addresses else "127.0.0.1"
 
 
-class TCPServer(object):
+class TCPServer(_Face):
     """A TCP server for one client at a time (TigerJython tcpcom).
 
     ``TCPServer(port, stateChanged, isVerbose=False)``; the third positional
@@ -87,7 +100,6 @@ class TCPServer(object):
     LISTENING = "LISTENING"
     TERMINATED = "TERMINATED"
     MESSAGE = "MESSAGE"
-    isVerbose = False
     _log = logging.getLogger("tcpcom.server")
 
     def __init__(self, port, stateChanged, endOfBlock=b"\0", isVerbose=False, host="",
@@ -100,6 +112,7 @@ class TCPServer(object):
         self.isVerbose = bool(isVerbose)
         self.stateChanged = stateChanged or _ignore
         self._executor = SerialExecutor(dispatcher)
+        _live.add(self)
         self._terminated = False
         self._timeout = None
         self.port = port
@@ -109,7 +122,7 @@ class TCPServer(object):
                 port, self._on_connection, host=host, framing=self.endOfBlock,
                 max_message_size=maxMessageSize, max_connections=1, serialize=True,
                 executor=self._executor, on_refused=self._on_refused, on_closed=self._on_closed,
-                dispatcher=dispatcher, start=False)
+                dispatcher=dispatcher, start=False, daemon=False)
         except PortInUseError as e:
             self._terminated = True
             self._debug("%s", e)
@@ -122,14 +135,6 @@ class TCPServer(object):
 
     def __repr__(self):
         return "<TCPServer port %d%s>" % (self.port, " terminated" if self._terminated else "")
-
-    def _debug(self, msg, *args):
-        _verbose(self, "TCPServer", self._log, msg, *args)
-
-    def _emit(self, state, msg):
-        if state != self.MESSAGE:
-            self._debug("state %s (%s)", state, msg)
-        self.stateChanged(state, msg)
 
     # engine callbacks (all on this server's executor: one at a time, in order)
 
@@ -162,7 +167,7 @@ class TCPServer(object):
             self._log.warning("sendMessage(%r): no client is connected, nothing was sent", msg)
             return
         try:
-            conn.send_message(msg)
+            conn.send_message(script_text(msg))
         except ConnectionClosedError as e:
             self._log.warning("sendMessage(%r) failed: %s", msg, e)
 
@@ -186,6 +191,8 @@ class TCPServer(object):
         self._terminated = True
         self._listener.close()
         self._executor.wait_idle(EVENT_WAIT)  # TERMINATED is delivered before we return
+
+    _close = terminate
 
     def isConnected(self):
         """True while a client is connected."""
@@ -250,7 +257,7 @@ class _ServerSide(object):
             server._emit(TCPServer.LISTENING, str(server.port))
 
 
-class TCPClient(object):
+class TCPClient(_Face):
     """A TCP client (TigerJython tcpcom).
 
     ``TCPClient(ipAddress, port, stateChanged, isVerbose=False)``; nothing
@@ -271,7 +278,6 @@ class TCPClient(object):
     CONNECTED = "CONNECTED"
     DISCONNECTED = "DISCONNECTED"
     MESSAGE = "MESSAGE"
-    isVerbose = False
     _log = logging.getLogger("tcpcom.client")
 
     #: bounds of the automatic occupied wait, and its multiple of the handshake time
@@ -293,20 +299,13 @@ class TCPClient(object):
         self.occupiedWait = occupiedWait
         self.maxMessageSize = maxMessageSize
         self._executor = SerialExecutor(dispatcher)
+        _live.add(self)
         self._conn = None
         self._connecting = False
         self._lastWait = None
 
     def __repr__(self):
         return "<TCPClient %s:%d%s>" % (self.ipAddress, self.port, " connected" if self.isConnected() else "")
-
-    def _debug(self, msg, *args):
-        _verbose(self, "TCPClient", self._log, msg, *args)
-
-    def _emit(self, state, msg):
-        if state != self.MESSAGE:
-            self._debug("state %s (%s)", state, msg)
-        self.stateChanged(state, msg)
 
     def _post(self, state, msg):
         self._executor.post(self._emit, (state, msg), True)
@@ -339,7 +338,7 @@ class TCPClient(object):
             try:
                 conn = Connection(sock, _ClientSide(self), framing=self.endOfBlock,
                                   max_message_size=self.maxMessageSize,
-                                  executor=self._executor, initial_data=data)
+                                  executor=self._executor, initial_data=data, daemon=False)
             except (socket.error, OSError) as e:  # reset between the probe and here
                 sock.close()
                 self._debug("connection to %s lost at once: %s", where, e)
@@ -379,6 +378,7 @@ class TCPClient(object):
         if conn is None or not conn.is_open:
             self._log.warning("sendMessage(%r): not connected, nothing was sent; call connect() first", msg)
             return None
+        msg = script_text(msg)  # Jython: a str that is not UTF-8 is Latin-1 text
         try:
             if responseTime and responseTime > 0:
                 return conn.request(msg, responseTime)
@@ -393,6 +393,8 @@ class TCPClient(object):
         if conn is not None:
             conn.close()
             self._executor.wait_idle(EVENT_WAIT)  # DISCONNECTED is delivered before we return
+
+    _close = disconnect
 
     def isConnecting(self):
         """True while ``connect()`` is trying to connect."""

@@ -79,13 +79,9 @@ def test_cli_version_and_help():
 
 
 def test_cli_server_prints_events_and_echoes():
-    # find a free port, then give it to the CLI (it prints the events it gets)
-    probe = TCPServer(0, lambda s, m: None, host="127.0.0.1")
-    port = probe.getPort()
-    probe.terminate()
-    p = Proc(["-m", "tcpcom", "server", str(port), "--echo", "--host", "127.0.0.1"])
+    p = Proc(["-m", "tcpcom", "server", "0", "--echo", "--host", "127.0.0.1"])
     try:
-        p.wait_line("LISTENING")
+        port = int(p.wait_line(r"LISTENING +(\d+)").group(1))
         s = raw_client(port)
         s.sendall(u"hallo \u00e4\0".encode("utf-8"))
         assert recv_until(s, 1) == u"hallo \u00e4\0".encode("utf-8")
@@ -121,7 +117,7 @@ def test_cli_client_sends_typed_lines():
 
 def start_echo_sample():
     p = Proc([os.path.join(SAMPLES, "echo_server.py"), "0"])
-    port = int(p.wait_line(r"LISTENING (\d+)").group(1))
+    port = int(p.wait_line(r"ready on port (\d+)").group(1))  # printed once `server` is assigned
     return p, port
 
 
@@ -179,6 +175,7 @@ def test_sample_chat_server_sends_typed_lines_to_client():
         ev = threading.Event()
         c = TCPClient("127.0.0.1", port, lambda s, m: s == "MESSAGE" and (got.append(m), ev.set()))
         assert c.connect()
+        assert p.stdout.readline().startswith(b"CONNECTED")  # the server has its client: now type
         os.write(w, u"gr\u00fc\u00df dich\n".encode("utf-8"))
         assert ev.wait(DEADLINE)
         assert got == [u"gr\u00fc\u00df dich"]
@@ -207,5 +204,40 @@ def test_sample_engine_multi_echo():
         p.p.send_signal(signal.SIGINT)
         assert p.finish() == 0
         p.wait_line("total messages: 3")
+    finally:
+        p.kill()
+
+
+SERVER_SCRIPT = r"""
+import sys
+from tcpcom import *
+
+def onStateChanged(state, msg):
+    sys.stdout.write("%s %s\n" % (state, msg))  # one write: the main thread prints too
+    sys.stdout.flush()
+    if state == "MESSAGE" and msg == "quit":
+        server.terminate()
+
+server = TCPServer(0, stateChanged=onStateChanged)
+sys.stdout.write("script ends here\n")
+"""
+
+
+def test_a_server_script_keeps_running_after_its_last_line_until_terminated():
+    # As with the original (its server thread is not a daemon): a classroom
+    # script that only creates the server must keep serving.
+    p = Proc(["-c", SERVER_SCRIPT])
+    try:
+        port = int(p.wait_line(r"LISTENING (\d+)").group(1))
+        p.wait_line("script ends here")
+        c = TCPClient("127.0.0.1", port, lambda s, m: None)
+        assert c.connect()
+        c.sendMessage("hello")
+        p.wait_line("MESSAGE hello")
+        assert p.p.poll() is None  # still running
+        c.sendMessage("quit")
+        assert p.finish() == 0
+        p.wait_line("TERMINATED")
+        c.disconnect()
     finally:
         p.kill()

@@ -514,3 +514,62 @@ def test_disconnect_twice_and_before_connect():
     c.disconnect()
     c.disconnect()
     assert not c.isConnected()
+
+
+def test_no_client_thread_outlives_disconnect(server):
+    for i in range(10):
+        c = make_client(server.getPort())
+        assert c.connect()
+        reader = c._conn._reader
+        assert reader.name in engine_threads()
+        c.disconnect()
+        assert not reader.is_alive()
+        assert reader.name not in engine_threads()
+        assert c.rec.events[-1] == ("DISCONNECTED", "")  # delivered before disconnect() returned
+        server.rec.wait_state("LISTENING", 2 + i)
+
+
+def test_shared_threads_stay_bounded():
+    from tcpcom.dispatch import default_dispatcher
+    servers = [TCPServer(0, Recorder(), host="127.0.0.1") for _ in range(40)]
+    clients = []
+    try:
+        for srv in servers:
+            c = make_client(srv.getPort())
+            assert c.connect()
+            clients.append(c)
+        d = default_dispatcher()
+        assert d.worker_count <= d.max_workers
+        shared = [t for t in threading.enumerate() if t.name.startswith(("tcpcom-dispatch", "tcpcom-watchdog"))]
+        assert len(shared) <= d.max_workers + 1
+    finally:
+        for c in clients:
+            c.disconnect()
+        for srv in servers:
+            srv.terminate()
+
+
+def test_event_pump_delivers_face_callbacks_on_the_pumping_thread(server):
+    from tcpcom import EventPump
+    pump = EventPump()
+    rec = Recorder("client")
+    c = TCPClient("127.0.0.1", server.getPort(), rec, dispatcher=pump)
+    assert c.connect()
+    server.rec.wait_state("CONNECTED")
+    server.sendMessage("to the GUI")
+    assert pump.pump_until(lambda: "MESSAGE" in rec.states(), DEADLINE)
+    assert rec.states() == ["CONNECTING", "CONNECTED", "MESSAGE"]
+    assert rec.threads == {threading.current_thread().name}
+    c.disconnect()
+    pump.pump_until(lambda: "DISCONNECTED" in rec.states(), DEADLINE)
+    assert rec.states()[-1] == "DISCONNECTED"
+
+
+def test_get_ip_address_prefers_a_network_interface_over_loopback(monkeypatch):
+    # /etc/hosts often maps the host name to 127.0.1.1: the interfaces must win.
+    from tcpcom import engine
+    monkeypatch.setattr(engine, "_interface_addresses", lambda: ["127.0.0.1", "192.0.2.7"])
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [(2, 1, 6, "", ("127.0.1.1", 0))])
+    assert TCPServer.getIPAddress() == "192.0.2.7"
+    monkeypatch.setattr(engine, "_interface_addresses", lambda: [])
+    assert TCPServer.getIPAddress() == "127.0.1.1"
