@@ -486,6 +486,10 @@ class Connection(object):
         self.close_reason = reason
         if reason is not None and not isinstance(reason, (ReadTimeout, MessageTooLarge)):
             log.debug("%r closed: %s", self, reason)
+        partial = getattr(self.framer, "buffered", 0)
+        if partial:  # never drop data silently: a message cut off by the close
+            log.warning("%r closed with %d bytes of an incomplete message (no delimiter yet); "
+                        "they were discarded", self, partial)
         self.executor.post(self._lost, (reason,), True, _true)
         self._done.set()
 
