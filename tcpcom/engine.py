@@ -195,6 +195,18 @@ class _Watchdog(object):
         self._heap = []
         self._seq = itertools.count()
         self._thread = None
+        self._closed = 0  # connections closed since the heap was last compacted
+
+    def forget(self):
+        """A connection closed: drop closed connections' entries once they could be
+        half the heap, so a closed connection is not kept alive until its deadline
+        (up to send_timeout, 30 s: at a high connection rate that is a lot of memory)."""
+        with self._cond:
+            self._closed += 1
+            if self._closed * 2 >= len(self._heap) or len(self._heap) <= 256:
+                self._heap = [e for e in self._heap if e[2]._state == _OPEN]
+                heapq.heapify(self._heap)
+                self._closed = 0
 
     def watch(self, conn, when):
         with self._cond:
@@ -217,11 +229,11 @@ class _Watchdog(object):
                             self._thread = None
                             return
                         continue
-                    when, _, conn = self._heap[0]
+                    when = self._heap[0][0]
                     if when <= now:
-                        heapq.heappop(self._heap)
+                        conn = heapq.heappop(self._heap)[2]
                         break
-                    cond.wait(min(when - now, 5.0))
+                    cond.wait(min(when - now, 5.0))  # holding no connection meanwhile
             try:
                 nxt = conn._check_deadlines(monotonic())
             except Exception:
@@ -229,6 +241,7 @@ class _Watchdog(object):
                 nxt = None
             if nxt is not None:
                 self.watch(conn, nxt)
+            conn = None
 
 
 _watchdog = _Watchdog()
@@ -477,6 +490,7 @@ class Connection(object):
             if reason is None or isinstance(reason, (socket.error, OSError)) and self._cause is not None:
                 reason = self._cause if self._cause is not None else reason
             waiters, self._waiters = self._waiters, []
+        _watchdog.forget()
         try:
             self.sock.close()
         except (socket.error, OSError):
