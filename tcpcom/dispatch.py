@@ -125,6 +125,9 @@ class Dispatcher(object):
             with cond:
                 deadline = None
                 while not tasks:
+                    if self._workers > self.max_workers:  # an extra from a stall: leave now
+                        self._workers -= 1
+                        return
                     now = monotonic()
                     if deadline is None:
                         deadline = now + self.idle_timeout
