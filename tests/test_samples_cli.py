@@ -179,6 +179,7 @@ def test_sample_chat_server_sends_typed_lines_to_client():
         ev = threading.Event()
         c = TCPClient("127.0.0.1", port, lambda s, m: s == "MESSAGE" and (got.append(m), ev.set()))
         assert c.connect()
+        assert p.stdout.readline().startswith(b"CONNECTED")  # else the line may come before the client
         os.write(w, u"gr\u00fc\u00df dich\n".encode("utf-8"))
         assert ev.wait(DEADLINE)
         assert got == [u"gr\u00fc\u00df dich"]
