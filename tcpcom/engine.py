@@ -80,6 +80,34 @@ def check_port(port, allow_zero=True):
     return port
 
 
+def check_number(value, name, minimum=None, integer=False):
+    """Validate a limit or timeout option (None allowed) with a message naming it."""
+    if value is None:
+        return value
+    kinds = integer_types if integer else integer_types + (float,)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise TypeError("%s must be %s or None, not %s %r" % (
+            name, "an int" if integer else "a number (seconds)", type(value).__name__, value))
+    if minimum is not None and value < minimum:
+        raise ValueError("%s must be at least %s, not %r" % (name, minimum, value))
+    return value
+
+
+def check_host(host):
+    if not isinstance(host, string_types):
+        raise TypeError("host must be a string such as '127.0.0.1' ('' = all interfaces), not %s %r"
+                        % (type(host).__name__, host))
+    return host
+
+
+def _check_options(max_message_size, read_timeout, send_timeout):
+    if max_message_size is None:
+        raise TypeError("max_message_size must be an int (bytes), not None")
+    check_number(max_message_size, "max_message_size", 1, integer=True)
+    check_number(read_timeout, "read_timeout")
+    check_number(send_timeout, "send_timeout")
+
+
 def _check_callable(fn, what):
     if fn is not None and not callable(fn):
         raise TypeError("%s must be a function (or None), not %s %r" % (what, type(fn).__name__, fn))
@@ -271,6 +299,7 @@ class Connection(object):
     def __init__(self, sock, handler=None, framing=b"\0", max_message_size=DEFAULT_MAX_MESSAGE_SIZE,
                  encoding="utf-8", errors=None, read_timeout=None, send_timeout=DEFAULT_SEND_TIMEOUT,
                  executor=None, dispatcher=None, listener=None, initial_data=b""):
+        _check_options(max_message_size, read_timeout, send_timeout)
         self.sock = sock
         sock.settimeout(None)
         set_nodelay(sock)
@@ -289,7 +318,7 @@ class Connection(object):
             self._stream_decoder = codecs.getincrementaldecoder(encoding)(self.errors)
         self._handler = _as_handler(handler)
         self.executor = executor or SerialExecutor(dispatcher)
-        self.send_timeout = send_timeout
+        self.send_timeout = send_timeout if send_timeout and send_timeout > 0 else None
         self._read_timeout = read_timeout if read_timeout and read_timeout > 0 else None
         self._state = _OPEN
         self._state_lock = threading.Lock()
@@ -323,6 +352,7 @@ class Connection(object):
 
     @read_timeout.setter
     def read_timeout(self, seconds):
+        check_number(seconds, "read_timeout")
         self._read_timeout = seconds if seconds and seconds > 0 else None
         self._last_activity = monotonic()
         if self._read_timeout and self._reader is not None:
@@ -675,6 +705,10 @@ class Listener(object):
                  serialize=False, on_refused=None, on_closed=None, dispatcher=None, executor=None,
                  backlog=128, start=True):
         check_port(port)
+        check_host(host)
+        _check_options(max_message_size, read_timeout, send_timeout)
+        check_number(max_connections, "max_connections", 1, integer=True)
+        check_number(backlog, "backlog", 0, integer=True)
         _check_callable(on_connection, "on_connection")
         _check_callable(on_refused, "on_refused")
         _check_callable(on_closed, "on_closed")
@@ -753,7 +787,11 @@ class Listener(object):
                     log.warning("listener on port %d: accept failed: %s", self.port, e)
                     continue
                 backoff = 0.0
-                self._accepted(sock, addr)
+                try:
+                    self._accepted(sock, addr)
+                except Exception:  # a bug must not end accepting for good
+                    log.exception("listener on port %d: setting up a connection failed", self.port)
+                    self._refuse(sock)
         finally:
             try:
                 self.sock.close()
@@ -763,7 +801,8 @@ class Listener(object):
 
     def _accepted(self, sock, addr):
         with self._lock:
-            refuse = self._closing or len(self._conns) >= self.max_connections
+            refuse = self._closing or (self.max_connections is not None
+                                       and len(self._conns) >= self.max_connections)
         if refuse:
             self._refuse(sock)
             if not self._closing:
