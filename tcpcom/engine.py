@@ -238,6 +238,8 @@ class _Watchdog(object):
 
     def watch(self, conn, when):
         with self._cond:
+            if conn._state != _OPEN:  # closed meanwhile (forget() may have run already)
+                return
             heapq.heappush(self._heap, (when, next(self._seq), conn))
             if self._thread is None:
                 self._thread = make_thread(self._run, "tcpcom-watchdog")
