@@ -30,6 +30,7 @@ SECTIONS = [  # module -> heading, in the issue's order
     ("test_rel_cycles", "Create/terminate cycles"),
     ("test_rel_badinput", "Bad input and wrong arguments"),
     ("test_rel_fuzz", "Fuzzing the sans-IO codecs"),
+    ("test_rel_security", "Security defaults"),
 ]
 
 TODO = [  # scenarios of issue 7 whose code is not in this branch yet (added after merging)
