@@ -128,6 +128,11 @@ def build(records, rc, seconds):
         "",
         "Times are as measured on a shared machine (other test runs in parallel); no test asserts a",
         "wall-clock time: they wait on events with generous deadlines (10 s for an event unless said).",
+        "Every test also fails if any thread ended with an uncaught exception during it.",
+        "",
+        "To add a scenario: a test in `tests/reliability/test_rel_*.py` whose docstring says what it",
+        "checks (the second column) and which records its figures with the `figures` fixture",
+        "(`figures.update(connections=100)`); list a new module in `SECTIONS` of `report.py`.",
         "",
     ]
     titles = dict(SECTIONS)
