@@ -7,6 +7,9 @@
 
 Each test records its figures through the ``figures`` fixture (conftest.py);
 with TCPCOM_RELIABILITY_JSON set, conftest appends one JSON line per test.
+The measurements of the last run of each size are kept in
+docs/reliability-ci.jsonl and docs/reliability-full.jsonl, so the report
+shows the figures of the other size too.
 """
 import collections
 import datetime
@@ -162,7 +165,41 @@ def build(records, rc, seconds):
               "| problem | fix | regression test |", "|---|---|---|"]
     lines += ["| %s | %s | `%s` |" % (cell(p), cell(f), t) for p, f, t in FIXES]
     lines += ["", "## Full-size figures", "", FULL_NOTE, ""]
+    other = load_saved("ci" if full else "full")
+    if other is not None:
+        meta, recs = other
+        lines += ["### Figures of the last %s run (%s UTC, %s)" % (
+            "CI-size" if full else "full-size", meta["date"], meta["result"]), "",
+            "| scenario | figures | time |", "|---|---|---|"]
+        for r in recs:
+            if r["figures"] and r["when"] == "call":
+                lines.append("| `%s` | %s | %s, %.1f s |" % (r["name"], cell(fmt_figures(r["figures"])),
+                                                           r["outcome"], r["duration"]))
+        lines.append("")
     return "\n".join(lines)
+
+
+def saved_path(mode):
+    return os.path.join(os.path.dirname(OUT), "reliability-%s.jsonl" % mode)
+
+
+def load_saved(mode):
+    path = saved_path(mode)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    return rows[0], rows[1:]
+
+
+def save(mode, records, rc, seconds):
+    passed = sum(1 for r in records if r["outcome"] == "passed")
+    failed = sum(1 for r in records if r["outcome"] == "failed")
+    meta = {"date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"),
+            "result": "%d passed, %d failed, %.0f s" % (passed, failed, seconds), "rc": rc}
+    with open(saved_path(mode), "w") as f:
+        for row in [meta] + records:
+            f.write(json.dumps(row, sort_keys=True) + "\n")
 
 
 FULL_NOTE = ("The CI run scales the load down (100 connections x 1,000 messages instead of 10,000; "
@@ -188,6 +225,9 @@ def main(argv):
     print("measurements: %s" % path)
     if not os.path.isdir(os.path.dirname(OUT)):
         os.makedirs(os.path.dirname(OUT))
+    full = any(r["figures"].get("full") for r in records) or \
+        os.environ.get("TCPCOM_RELIABILITY_FULL", "") not in ("", "0")
+    save("full" if full else "ci", records, rc, seconds)
     with open(OUT, "w") as f:
         f.write(build(records, rc, seconds))
     print("wrote %s (%d tests, pytest exit code %d)" % (OUT, len(records), rc))
