@@ -99,30 +99,39 @@ class Peer(object):
 
 
 def drive(peers, deadline):
+    """Run every peer until all its messages were echoed; one thread, non-blocking sockets.
+    A peer waits for echoes (stops writing) while WINDOW bytes are unechoed."""
     sel = selectors.DefaultSelector()
+    both = selectors.EVENT_READ | selectors.EVENT_WRITE
     for p in peers:
         p.sock.setblocking(False)
-        sel.register(p.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, p)
+        p.writing = True
+        sel.register(p.sock, both, p)
     active = len(peers)
+    progress = time.monotonic()
     try:
         while active:
-            if time.monotonic() > deadline:
-                raise AssertionError("load did not finish in time: %d connections still busy" % active)
+            now = time.monotonic()
+            if now > deadline or now - progress > 30:
+                raise AssertionError("load stalled or did not finish in time: %d connections still "
+                                     "busy; echoes so far %r" % (active, [p.echoed for p in peers]))
             for key, mask in sel.select(1.0):
+                progress = time.monotonic()
                 p = key.data
                 if mask & selectors.EVENT_READ:
                     p.read()
+                    if p.mismatch:
+                        raise AssertionError("echo #%d differs: got %d bytes, expected %s" % p.mismatch)
                 if mask & selectors.EVENT_WRITE:
                     p.write()
-                    if not p.out and not p.left:
-                        if p.done:
-                            sel.unregister(p.sock)
-                            active -= 1
-                        else:
-                            sel.modify(p.sock, selectors.EVENT_READ, p)
-                elif p.done:
+                if p.done:
                     sel.unregister(p.sock)
                     active -= 1
+                    continue
+                want = bool(p.out) or (p.left > 0 and p.in_flight < WINDOW)
+                if want != p.writing:
+                    p.writing = want
+                    sel.modify(p.sock, both if want else selectors.EVENT_READ, p)
     finally:
         sel.close()
 
