@@ -24,9 +24,10 @@ the raw-socket floor:
   reader) waits for room, so memory stays bounded.
 - **Scheduled.**  Posts from threads that must not run user code (listener
   threads, timers) or when the dispatcher forbids inline delivery are handed
-  to the :class:`Dispatcher`: a small shared pool of worker threads (bounded,
-  idle workers exit), or an :class:`EventPump` that the program drains from
-  its own main loop (GUI programs).
+  to the :class:`Dispatcher`: a small shared pool of worker threads (idle
+  workers exit; more start only while blocking callbacks hold every worker),
+  or an :class:`EventPump` that the program drains from its own main loop
+  (GUI programs).
 
 A callback may post to its own executor (delivered after it returns) and may
 call blocking engine methods: none of them waits for a callback to finish.
@@ -54,23 +55,30 @@ def call_logged(fn, args):
 
 
 class Dispatcher(object):
-    """The default: a bounded pool of shared worker threads.
+    """The default: a pool of shared worker threads.
 
-    Workers start on demand, at most ``max_workers`` at once, and end after
-    ``idle_timeout`` seconds without work.  Reader threads deliver inline.
+    Workers start on demand, up to ``max_workers``, and end after
+    ``idle_timeout`` seconds without work.  When every worker is busy and no
+    waiting task was picked up for ``stall_timeout`` seconds (callbacks that
+    block), one more worker starts, and so on while the stall lasts: a
+    blocking callback never starves the callbacks of other objects.  Reader
+    threads deliver inline.
     """
 
     inline = True
 
-    def __init__(self, max_workers=16, idle_timeout=2.0, name="tcpcom-dispatch"):
+    def __init__(self, max_workers=16, idle_timeout=2.0, name="tcpcom-dispatch", stall_timeout=0.25):
         self.max_workers = max_workers
         self.idle_timeout = idle_timeout
+        self.stall_timeout = stall_timeout
         self.name = name
         self._cond = threading.Condition(threading.Lock())
         self._tasks = collections.deque()
         self._workers = 0
         self._idle = 0
         self._seq = 0
+        self._taken = 0  # tasks picked up so far (progress, for the stall monitor)
+        self._monitoring = False
 
     def schedule(self, fn):
         with self._cond:
@@ -79,11 +87,36 @@ class Dispatcher(object):
                 self._cond.notify()
                 return
             if self._workers >= self.max_workers:
-                return
-            self._workers += 1
-            self._seq += 1
-            name = "%s-%d" % (self.name, self._seq)
-        make_thread(self._work, name).start()
+                # Every worker is busy: if their callbacks block, work would
+                # wait for them.  A monitor adds a worker whenever no task was
+                # picked up for stall_timeout seconds (callbacks of other
+                # objects must not starve behind blocking ones).
+                if self._monitoring:
+                    return
+                self._monitoring = True
+                target, name = self._monitor, self.name + "-monitor"
+            else:
+                self._workers += 1
+                self._seq += 1
+                target, name = self._work, "%s-%d" % (self.name, self._seq)
+        make_thread(target, name).start()
+
+    def _monitor(self):
+        while True:
+            with self._cond:
+                seen = self._taken
+            threading.Event().wait(self.stall_timeout)
+            with self._cond:
+                if not self._tasks:
+                    self._monitoring = False
+                    return
+                if self._taken != seen or self._idle:
+                    continue
+                self._workers += 1
+                self._seq += 1
+                name = "%s-%d" % (self.name, self._seq)
+            log.debug("all %d dispatch workers are busy: starting one more", self._workers - 1)
+            make_thread(self._work, name).start()
 
     def _work(self):
         cond = self._cond
@@ -92,6 +125,9 @@ class Dispatcher(object):
             with cond:
                 deadline = None
                 while not tasks:
+                    if self._workers > self.max_workers:  # an extra from a stall: leave now
+                        self._workers -= 1
+                        return
                     now = monotonic()
                     if deadline is None:
                         deadline = now + self.idle_timeout
@@ -102,6 +138,7 @@ class Dispatcher(object):
                     cond.wait(deadline - now)
                     self._idle -= 1
                 fn = tasks.popleft()
+                self._taken += 1
             call_logged(fn, ())
 
     @property

@@ -91,6 +91,34 @@ def check_port(port, allow_zero=True):
     return port
 
 
+def check_number(value, name, minimum=None, integer=False):
+    """Validate a limit or timeout option (None allowed) with a message naming it."""
+    if value is None:
+        return value
+    kinds = integer_types if integer else integer_types + (float,)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise TypeError("%s must be %s or None, not %s %r" % (
+            name, "an int" if integer else "a number (seconds)", type(value).__name__, value))
+    if minimum is not None and value < minimum:
+        raise ValueError("%s must be at least %s, not %r" % (name, minimum, value))
+    return value
+
+
+def check_host(host):
+    if not isinstance(host, string_types):
+        raise TypeError("host must be a string such as '127.0.0.1' ('' = all interfaces), not %s %r"
+                        % (type(host).__name__, host))
+    return host
+
+
+def _check_options(max_message_size, read_timeout, send_timeout):
+    if max_message_size is None:
+        raise TypeError("max_message_size must be an int (bytes), not None")
+    check_number(max_message_size, "max_message_size", 1, integer=True)
+    check_number(read_timeout, "read_timeout")
+    check_number(send_timeout, "send_timeout")
+
+
 def _check_callable(fn, what):
     if fn is not None and not callable(fn):
         raise TypeError("%s must be a function (or None), not %s %r" % (what, type(fn).__name__, fn))
@@ -226,9 +254,23 @@ class _Watchdog(object):
         self._heap = []
         self._seq = itertools.count()
         self._thread = None
+        self._closed = 0  # connections closed since the heap was last compacted
+
+    def forget(self):
+        """A connection closed: drop closed connections' entries once they could be
+        half the heap, so a closed connection is not kept alive until its deadline
+        (up to send_timeout, 30 s: at a high connection rate that is a lot of memory)."""
+        with self._cond:
+            self._closed += 1
+            if self._closed * 2 >= len(self._heap) or len(self._heap) <= 256:
+                self._heap = [e for e in self._heap if e[2]._state == _OPEN]
+                heapq.heapify(self._heap)
+                self._closed = 0
 
     def watch(self, conn, when):
         with self._cond:
+            if conn._state != _OPEN:  # closed meanwhile (forget() may have run already)
+                return
             due = conn._watch_due
             if due is not None and due <= when:
                 return  # an earlier check is pending; it schedules the next one
@@ -252,13 +294,13 @@ class _Watchdog(object):
                             self._thread = None
                             return
                         continue
-                    when, _, conn = self._heap[0]
+                    when = self._heap[0][0]
                     if when <= now:
-                        heapq.heappop(self._heap)
+                        conn = heapq.heappop(self._heap)[2]
                         if conn._watch_due is not None and conn._watch_due <= when:
                             conn._watch_due = None
                         break
-                    cond.wait(min(when - now, 5.0))
+                    cond.wait(min(when - now, 5.0))  # holding no connection meanwhile
             try:
                 nxt = conn._check_deadlines(monotonic())
             except Exception:
@@ -266,6 +308,7 @@ class _Watchdog(object):
                 nxt = None
             if nxt is not None:
                 self.watch(conn, nxt)
+            conn = None
 
 
 _watchdog = _Watchdog()
@@ -295,6 +338,7 @@ class Connection(object):
     def __init__(self, sock, handler=None, framing=b"\0", max_message_size=DEFAULT_MAX_MESSAGE_SIZE,
                  encoding="utf-8", errors=None, read_timeout=None, send_timeout=DEFAULT_SEND_TIMEOUT,
                  executor=None, dispatcher=None, listener=None, initial_data=b"", daemon=True):
+        _check_options(max_message_size, read_timeout, send_timeout)
         self.sock = sock
         self.daemon = daemon
         sock.settimeout(None)
@@ -317,7 +361,7 @@ class Connection(object):
             self._stream_decoder = codecs.getincrementaldecoder(encoding)(self.errors)
         self._handler = _as_handler(handler)
         self.executor = executor or SerialExecutor(dispatcher)
-        self.send_timeout = send_timeout
+        self.send_timeout = send_timeout if send_timeout and send_timeout > 0 else None
         self._read_timeout = read_timeout if read_timeout and read_timeout > 0 else None
         self._state = _OPEN
         self._state_lock = threading.Lock()
@@ -354,6 +398,7 @@ class Connection(object):
 
     @read_timeout.setter
     def read_timeout(self, seconds):
+        check_number(seconds, "read_timeout")
         self._read_timeout = seconds if seconds and seconds > 0 else None
         self._last_activity = monotonic()
         if self._read_timeout and self._reader is not None:
@@ -586,6 +631,7 @@ class Connection(object):
             if reason is None or isinstance(reason, (socket.error, OSError)) and self._cause is not None:
                 reason = self._cause if self._cause is not None else reason
             waiters, self._waiters = self._waiters, []
+        _watchdog.forget()
         try:
             self.sock.close()
         except (socket.error, OSError):
@@ -595,6 +641,10 @@ class Connection(object):
         self.close_reason = reason
         if reason is not None and not isinstance(reason, (ReadTimeout, MessageTooLarge)):
             log.debug("%r closed: %s", self, reason)
+        partial = getattr(self.framer, "buffered", 0)
+        if partial:  # never drop data silently: a message cut off by the close
+            log.warning("%r closed with %d bytes of an incomplete message (no delimiter yet); "
+                        "they were discarded", self, partial)
         self.executor.post(self._lost, (reason,), True, _true)
         with self._state_lock:
             self._finished = True
@@ -869,6 +919,10 @@ class Listener(object):
                  serialize=False, on_refused=None, on_closed=None, dispatcher=None, executor=None,
                  backlog=128, start=True, daemon=True):
         check_port(port)
+        check_host(host)
+        _check_options(max_message_size, read_timeout, send_timeout)
+        check_number(max_connections, "max_connections", 1, integer=True)
+        check_number(backlog, "backlog", 0, integer=True)
         _check_callable(on_connection, "on_connection")
         _check_callable(on_refused, "on_refused")
         _check_callable(on_closed, "on_closed")
@@ -955,7 +1009,11 @@ class Listener(object):
                     log.warning("listener on port %d: accept failed: %s", self.port, e)
                     continue
                 backoff = 0.0
-                self._accepted(sock, addr)
+                try:
+                    self._accepted(sock, addr)
+                except Exception:  # a bug must not end accepting for good
+                    log.exception("listener on port %d: setting up a connection failed", self.port)
+                    self._refuse(sock)
         finally:
             try:
                 close_listening(self.sock)  # Jython: waits until the port is free
@@ -965,7 +1023,8 @@ class Listener(object):
 
     def _accepted(self, sock, addr):
         with self._lock:
-            refuse = self._closing or len(self._conns) >= self.max_connections
+            refuse = self._closing or (self.max_connections is not None
+                                       and len(self._conns) >= self.max_connections)
         if refuse:
             self._refuse(sock)
             if not self._closing:

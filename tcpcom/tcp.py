@@ -14,8 +14,8 @@ import weakref
 from ._compat import binary_type, script_text, string_types, text_type
 from ._version import __version__
 from .dispatch import SerialExecutor
-from .engine import (ConnectionClosedError, local_addresses, Listener, Connection, PortInUseError, _check_callable,
-                     check_port, open_socket, probe_hangup)
+from .engine import (ConnectionClosedError, Listener, Connection, PortInUseError, _check_callable,
+                     check_number, check_port, local_addresses, open_socket, probe_hangup)
 from .framing import DEFAULT_MAX_MESSAGE_SIZE
 
 #: seconds ``connect(0)`` waits for the TCP handshake (the original waited forever)
@@ -291,6 +291,9 @@ class TCPClient(_Face):
             raise TypeError("ipAddress must be a string such as '127.0.0.1', not %r" % (ipAddress,))
         check_port(port, allow_zero=False)
         _check_callable(stateChanged, "stateChanged")
+        if maxMessageSize is None:
+            raise TypeError("maxMessageSize must be an int (bytes), not None")
+        check_number(maxMessageSize, "maxMessageSize", 1, integer=True)
         self.ipAddress = ipAddress
         self.port = port
         self.stateChanged = stateChanged or _ignore
