@@ -20,13 +20,21 @@ from .httpserver import (DEFAULT_KEEP_ALIVE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DE
 from .tcp import _Face, getIPAddress
 
 try:  # Python 3
-    from urllib.error import HTTPError as _URLHTTPError, URLError as _URLError
     from urllib.parse import quote as _quote, quote_plus as _quote_plus
-    from urllib.request import Request as _URLRequest, urlopen as _urlopen
 except ImportError:  # pragma: no cover - Python 2.7 / Jython
     from urllib import quote as _quote, quote_plus as _quote_plus
-    from urllib2 import HTTPError as _URLHTTPError, URLError as _URLError
-    from urllib2 import Request as _URLRequest, urlopen as _urlopen
+
+
+def _urllib():
+    """``(Request, urlopen, HTTPError, URLError)``, imported on first use: urllib's
+    request module pulls in ssl and email, megabytes that a script with only a
+    TCPServer should not pay for."""
+    try:  # Python 3
+        from urllib.error import HTTPError, URLError
+        from urllib.request import Request, urlopen
+    except ImportError:  # pragma: no cover - Python 2.7 / Jython
+        from urllib2 import HTTPError, Request, URLError, urlopen
+    return Request, urlopen, HTTPError, URLError
 
 __all__ = ["HTTPServer", "HTTPClient", "HTTPClientError"]
 
@@ -241,6 +249,7 @@ class HTTPClient(object):
 
     @staticmethod
     def _send(method, url, body):
+        _URLRequest, _urlopen, _URLHTTPError, _URLError = _urllib()
         req = _URLRequest(url, body)
         req.get_method = lambda: method
         if body is not None:
