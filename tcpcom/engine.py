@@ -641,6 +641,15 @@ class Connection(object):
         self.close_reason = reason
         if reason is not None and not isinstance(reason, (ReadTimeout, MessageTooLarge)):
             log.debug("%r closed: %s", self, reason)
+        decoder = self._stream_decoder
+        if decoder is not None:  # unframed text: the start of a character cut off by the close
+            try:
+                tail = decoder.decode(b"", True)
+            except UnicodeDecodeError as e:
+                tail = None
+                log.warning("%r closed in the middle of a character: %s", self, e)
+            if tail:
+                self.executor.post(self._deliver, ([tail],), True, _true)
         partial = getattr(self.framer, "buffered", 0)
         if partial:  # never drop data silently: a message cut off by the close
             log.warning("%r closed with %d bytes of an incomplete message (no delimiter yet); "

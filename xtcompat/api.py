@@ -17,8 +17,8 @@ import threading
 
 from tcpcom._compat import PY2, binary_type, integer_types, string_types, text_type
 from tcpcom.dispatch import SerialExecutor
-from tcpcom.engine import (Connection, ConnectionClosedError, Listener, PortInUseError, ReadTimeout,
-                           SendTimeout, open_socket)
+from tcpcom.engine import (DEFAULT_MAX_CONNECTIONS, Connection, ConnectionClosedError, Listener,
+                           PortInUseError, ReadTimeout, SendTimeout, open_socket)
 from tcpcom.framing import DEFAULT_MAX_MESSAGE_SIZE, DelimiterFramer, MessageTooLarge
 from tcpcom.httpserver import HTTPListener
 from tcpcom.udp import MAX_DATAGRAM, UDPEndpoint
@@ -288,7 +288,8 @@ class _Holder(object):
 
 
 def XTStartTCPListener(thePort, theBoundryString=None, host="", binary=False,
-                       maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE):
+                       maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE, maxConnections=DEFAULT_MAX_CONNECTIONS,
+                       idleTimeout=None):
     """Listen for TCP connections; returns a non-zero listener ID, or 0 (the reason is logged).
 
     ``thePort`` from 1024 to 65535, or 0 for any free port (learn it with
@@ -296,13 +297,20 @@ def XTStartTCPListener(thePort, theBoundryString=None, host="", binary=False,
     each packet arrives in its own XTDataAvailable, boundary removed; without
     it data arrives as it comes.  This library's additions: ``host`` (the
     address to listen on; '' = all), ``binary`` (deliver bytes, not text),
-    ``maxMessageSize`` (a longer packet closes that connection, error 108).
+    ``maxMessageSize`` (a longer packet closes that connection, error 108),
+    ``maxConnections`` (4096; more are closed at once, logged, no event),
+    ``idleTimeout`` (seconds; off by default: a connection silent that long
+    is closed, XTSocketError 102).
     """
     where = "XTStartTCPListener"
     port = _listen_port(where, thePort)
     if port is None:
         return 0
-    framing = _framing(where, theBoundryString)
+    try:
+        framing = _framing(where, theBoundryString)
+    except TypeError as e:
+        log.error("%s(%r) failed: %s", where, thePort, e)
+        return 0
     holder = _Holder()
 
     def on_connection(conn):
@@ -313,6 +321,7 @@ def XTStartTCPListener(thePort, theBoundryString=None, host="", binary=False,
         serial = _face.serial
         listener = Listener(port, on_connection, host=host, framing=framing,
                             encoding=None if binary else "utf-8", max_message_size=maxMessageSize,
+                            max_connections=maxConnections, read_timeout=idleTimeout,
                             serialize=serial is not None, executor=serial, start=False)
     except PortInUseError as e:
         log.error("%s(%d) failed: %s", where, thePort, e.strerror or e)

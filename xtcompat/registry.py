@@ -26,7 +26,10 @@ class Registry(object):
 
     def kind(self, rid):
         with self._lock:
-            item = self._items.get(rid)
+            try:
+                item = self._items.get(rid)
+            except TypeError:  # an unhashable ID
+                return None
         return item[0] if item is not None else None
 
     def get(self, rid, kind=None):

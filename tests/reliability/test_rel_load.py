@@ -42,6 +42,8 @@ class DigestEcho(Handler):
 class Peer(object):
     """One client connection driven by the selector loop (an oracle independent of tcpcom)."""
 
+    delim = b"\0"   # the message delimiter (a subclass may use another, e.g. an XTension boundary)
+
     def __init__(self, sock, seed, n):
         self.sock = sock
         self.payloads = Payloads(seed)
@@ -60,9 +62,9 @@ class Peer(object):
             m = self.payloads.next()
             self.sent.add(m, is_utf8(m))
             self.pending.append(m)
-            self.in_flight += len(m) + 1
+            self.in_flight += len(m) + len(self.delim)
             self.out += m
-            self.out += b"\0"
+            self.out += self.delim
             self.left -= 1
 
     def write(self):
@@ -79,17 +81,18 @@ class Peer(object):
             raise AssertionError("server closed a connection early")
         start = len(self.carry)
         self.carry += data
-        i = self.carry.find(b"\0", start)
+        d = self.delim
+        i = self.carry.find(d, max(0, start - len(d) + 1))
         pos = 0
         while i >= 0:
             got = self.carry[pos:i]
             want = self.pending.popleft() if self.pending else None
             if want is None or got != want:
                 self.mismatch = self.mismatch or (self.echoed, len(got), None if want is None else len(want))
-            self.in_flight -= len(got) + 1
+            self.in_flight -= len(got) + len(d)
             self.echoed += 1
-            pos = i + 1
-            i = self.carry.find(b"\0", pos)
+            pos = i + len(d)
+            i = self.carry.find(d, pos)
         if pos:
             del self.carry[:pos]
 
