@@ -287,6 +287,26 @@ class _Holder(object):
 # -- TCP listeners ---------------------------------------------------------------
 
 
+def _start(where, kind, thePort, host, make):
+    """Create a listener of ``kind`` with ``make(port)`` and register it.
+
+    Returns ``(obj, listener ID)``, or ``(None, 0)`` after logging why (an
+    invalid port is error 107; a port in use, or any other error, is logged).
+    """
+    port = _listen_port(where, thePort)
+    if port is None:
+        return None, 0
+    try:
+        obj = make(port)
+    except PortInUseError as e:
+        log.error("%s(%d) failed: %s", where, thePort, e.strerror or e)
+        return None, 0
+    except (socket.error, OSError, ValueError, TypeError) as e:
+        log.error("%s(%r, host=%r) failed: %s", where, thePort, host, e)
+        return None, 0
+    return obj, _face.listeners.add(kind, obj)
+
+
 def XTStartTCPListener(thePort, theBoundryString=None, host="", binary=False,
                        maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE, maxConnections=DEFAULT_MAX_CONNECTIONS,
                        idleTimeout=None):
@@ -303,9 +323,6 @@ def XTStartTCPListener(thePort, theBoundryString=None, host="", binary=False,
     is closed, XTSocketError 102).
     """
     where = "XTStartTCPListener"
-    port = _listen_port(where, thePort)
-    if port is None:
-        return 0
     try:
         framing = _framing(where, theBoundryString)
     except TypeError as e:
@@ -317,22 +334,19 @@ def XTStartTCPListener(thePort, theBoundryString=None, host="", binary=False,
         xc = _XTConnection(conn, holder.listener_id, remote_port=conn.local_port)
         _face.add_connection(xc)
         return xc
-    try:
+
+    def make(port):
         serial = _face.serial
-        listener = Listener(port, on_connection, host=host, framing=framing,
-                            encoding=None if binary else "utf-8", max_message_size=maxMessageSize,
-                            max_connections=maxConnections, read_timeout=idleTimeout,
-                            serialize=serial is not None, executor=serial, start=False)
-    except PortInUseError as e:
-        log.error("%s(%d) failed: %s", where, thePort, e.strerror or e)
+        return Listener(port, on_connection, host=host, framing=framing,
+                        encoding=None if binary else "utf-8", max_message_size=maxMessageSize,
+                        max_connections=maxConnections, read_timeout=idleTimeout,
+                        serialize=serial is not None, executor=serial, start=False)
+    listener, holder.listener_id = _start(where, TCP, thePort, host, make)
+    if listener is None:
         return 0
-    except (socket.error, OSError, ValueError, TypeError) as e:
-        log.error("%s(%r, host=%r) failed: %s", where, thePort, host, e)
-        return 0
-    holder.listener_id = lid = _face.listeners.add(TCP, listener)
     listener.start()
-    log.debug("TCP listener %d on port %d", lid, listener.port)
-    return lid
+    log.debug("TCP listener %d on port %d", holder.listener_id, listener.port)
+    return holder.listener_id
 
 
 def _stop(where, kind, theListenerID):
@@ -464,23 +478,17 @@ def XTStartUDPListener(thePort, host="", binary=False, broadcastAddress=None, ma
     255.255.255.255), ``maxDatagramSize``.
     """
     where = "XTStartUDPListener"
-    port = _listen_port(where, thePort)
-    if port is None:
-        return 0
     holder = _XTDatagrams(None)
-    try:
-        endpoint = UDPEndpoint(port, holder, host=host, encoding=None if binary else "utf-8",
-                               broadcast_address=broadcastAddress, max_datagram=maxDatagramSize,
-                               executor=_face.serial, start=False)
-    except PortInUseError as e:
-        log.error("%s(%d) failed: %s", where, thePort, e.strerror or e)
+
+    def make(port):
+        return UDPEndpoint(port, holder, host=host, encoding=None if binary else "utf-8",
+                           broadcast_address=broadcastAddress, max_datagram=maxDatagramSize,
+                           executor=_face.serial, start=False)
+    endpoint, holder.listener_id = _start(where, UDP, thePort, host, make)
+    if endpoint is None:
         return 0
-    except (socket.error, OSError, ValueError, TypeError) as e:
-        log.error("%s(%r, host=%r) failed: %s", where, thePort, host, e)
-        return 0
-    holder.listener_id = lid = _face.listeners.add(UDP, endpoint)
     endpoint.start()
-    return lid
+    return holder.listener_id
 
 
 def XTStopUDPListener(theListenerID):
@@ -599,20 +607,11 @@ def XTStartHTMLListener(thePort, host="", serialize=True):
     ``host``, and ``serialize`` (True: XTPageRequest calls run one at a
     time while connections are read and written in parallel).
     """
-    where = "XTStartHTMLListener"
-    port = _listen_port(where, thePort)
-    if port is None:
-        return 0
-    try:
-        server = HTTPListener(port, _page_request, host=host, serialize=serialize, server_name="xtcompat")
-    except PortInUseError as e:
-        log.error("%s(%d) failed: %s", where, thePort, e.strerror or e)
-        return 0
-    except (socket.error, OSError, ValueError, TypeError) as e:
-        log.error("%s(%r, host=%r) failed: %s", where, thePort, host, e)
-        return 0
-    lid = _face.listeners.add(HTML, server)
-    log.debug("HTML listener %d on port %d", lid, server.port)
+    server, lid = _start("XTStartHTMLListener", HTML, thePort, host,
+                         lambda port: HTTPListener(port, _page_request, host=host, serialize=serialize,
+                                                   server_name="xtcompat"))
+    if server is not None:
+        log.debug("HTML listener %d on port %d", lid, server.port)
     return lid
 
 
