@@ -700,10 +700,20 @@ class Connection(object):
             i = j
         yield self.framer.encode(b"")
 
-    def _send_parts(self, parts):
+    def _check_open(self):
         if self._state != _OPEN:
             raise ConnectionClosedError("connection %s to %s:%d is closed; connect again before sending"
                                         % (self.id, self.remote_address, self.remote_port))
+
+    def _send_failed(self, error):
+        """Close after a failed send; returns the exception for the sender."""
+        cause = self._cause
+        self._shutdown(error)
+        return ConnectionClosedError("sending to %s:%d failed: %s"
+                                     % (self.remote_address, self.remote_port, cause or error))
+
+    def _send_parts(self, parts):
+        self._check_open()
         with self._send_lock:
             try:
                 for part in parts:
@@ -711,17 +721,13 @@ class Connection(object):
                         self._sending_since = monotonic()  # progress: the send timeout restarts
                         self.sock.sendall(part)
             except (socket.error, OSError) as e:
-                cause = self._cause
-                self._shutdown(e)
-                raise ConnectionClosedError("sending to %s:%d failed: %s"
-                                            % (self.remote_address, self.remote_port, cause or e))
+                raise self._send_failed(e)
             finally:
                 self._sending_since = None
 
     def _sendall(self, data, tail=b""):
-        if self._state != _OPEN:
-            raise ConnectionClosedError("connection %s to %s:%d is closed; connect again before sending"
-                                        % (self.id, self.remote_address, self.remote_port))
+        # the common case of _send_parts, without its loop: one message, maybe a delimiter
+        self._check_open()
         with self._send_lock:
             self._sending_since = monotonic()
             try:
@@ -729,10 +735,7 @@ class Connection(object):
                 if tail:
                     self.sock.sendall(tail)
             except (socket.error, OSError) as e:
-                cause = self._cause
-                self._shutdown(e)
-                raise ConnectionClosedError("sending to %s:%d failed: %s"
-                                            % (self.remote_address, self.remote_port, cause or e))
+                raise self._send_failed(e)
             finally:
                 self._sending_since = None
 
