@@ -17,7 +17,7 @@ from ._version import __version__
 from .engine import _check_callable, check_port
 from .httpserver import (DEFAULT_KEEP_ALIVE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT,
                          HTTPListener, make_response)
-from .tcp import _Face, getIPAddress
+from .tcp import _Face, _live, getIPAddress
 
 try:  # Python 3
     from urllib.parse import quote as _quote, quote_plus as _quote_plus
@@ -91,11 +91,13 @@ class HTTPServer(_Face):
         self._clientIP = None
         self._local = threading.local()
         self._terminated = False
+        self._terminate_after_response = False
         self._listener = HTTPListener(
             port, self._app, host=host, serialize=serialize, dispatcher=dispatcher,
             server_name=serverName, max_request_line=maxRequestLine, max_header_bytes=maxHeaderBytes,
             max_body=maxBody, request_timeout=requestTimeout, keep_alive_timeout=keepAliveTimeout,
-            max_connections=maxConnections, methods=SERVED_METHODS)
+            max_connections=maxConnections, methods=SERVED_METHODS, daemon=False)
+        _live.add(self)
         self.port = self._listener.port
         self._debug("serving HTTP on port %d", self.port)
 
@@ -110,15 +112,31 @@ class HTTPServer(_Face):
         if request.method == "POST":
             params.extend(request.form())
         self._debug("%s %s from %s", request.method, request.target, ip)
-        result = self.requestHandler(ip, request.path, tuple(params))
+        self._local.in_request = True
+        try:
+            result = self.requestHandler(ip, request.path, tuple(params))
+        finally:
+            self._local.in_request = False
+        stateHandler = None
         if isinstance(result, tuple) and len(result) == 2 \
                 and not isinstance(result[0], integer_types) \
                 and (result[1] is None or callable(result[1])):
-            text, stateHandler = result
-            response = make_response(text)
-            response.on_sent = stateHandler
-            return response
-        return result
+            result, stateHandler = result
+        if stateHandler is None and not self._terminate_after_response:
+            return result
+        response = make_response(result)
+        response.on_sent = self._after_response(stateHandler)
+        return response
+
+    def _after_response(self, stateHandler):
+        def on_sent():
+            try:
+                if stateHandler is not None:
+                    stateHandler()
+            finally:
+                if self._terminate_after_response:  # terminate() came from the handler
+                    self._listener.close()
+        return on_sent
 
     # the TigerJython API
 
@@ -131,11 +149,20 @@ class HTTPServer(_Face):
         return self.port
 
     def terminate(self):
-        """Stop serving; the port is free when this returns.  Safe twice and from the handler."""
+        """Stop serving; the port is free when this returns.  Safe twice.
+
+        From inside the request handler the server stops right after that
+        request's response has been sent.
+        """
         if not self._terminated:
             self._debug("terminating")
         self._terminated = True
+        if getattr(self._local, "in_request", False):
+            self._terminate_after_response = True
+            return
         self._listener.close()
+
+    _close = terminate
 
     def isTerminated(self):
         """True after ``terminate()``."""

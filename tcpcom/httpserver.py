@@ -135,7 +135,9 @@ class HTTPListener(object):
       closed quietly.
     - ``max_connections`` (256): more are accepted and closed at once.
     - ``send_timeout`` (30 s), ``server_name`` (the ``Server`` header, None
-      for none), ``dispatcher``, ``on_closed``.
+      for none), ``dispatcher``, ``on_closed``, ``daemon`` (False: its
+      threads keep the program alive until :meth:`close`, as tcpcom's
+      ``HTTPServer`` does).
 
     ``port`` is the real port (also after port 0); :meth:`close` stops it.
     """
@@ -144,7 +146,7 @@ class HTTPListener(object):
                  max_request_line=8192, max_header_bytes=65536, max_body=1048576, max_headers=100,
                  request_timeout=DEFAULT_REQUEST_TIMEOUT, keep_alive_timeout=DEFAULT_KEEP_ALIVE_TIMEOUT,
                  max_connections=DEFAULT_MAX_CONNECTIONS, send_timeout=30.0, methods=None,
-                 on_closed=None):
+                 on_closed=None, daemon=True):
         _check_callable(app, "app")
         self.app = app
         self.server_name = server_name
@@ -164,7 +166,7 @@ class HTTPListener(object):
         try:
             self.listener = Listener(port, self._on_connection, host=host, framing=None, encoding=None,
                                      max_connections=max_connections, send_timeout=send_timeout,
-                                     dispatcher=dispatcher, on_closed=on_closed)
+                                     dispatcher=dispatcher, on_closed=on_closed, daemon=daemon)
         except socket.error as e:
             if getattr(e, "errno", None) == errno.EACCES:
                 raise socket.error(errno.EACCES, "no permission to listen on port %d: ports below 1024 "

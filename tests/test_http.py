@@ -1028,3 +1028,37 @@ def test_engine_listener_with_an_event_pump_and_per_connection_executors():
         sock.close()
     finally:
         lst.close()
+
+
+def test_an_http_server_script_keeps_serving_after_its_last_line():
+    # As with the original (whose HTTPServer is a TCPServer thread): a
+    # classroom script that only creates the server must keep serving.
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = (
+        "import sys\n"
+        "from tcpcom import HTTPServer\n"
+        "def onRequest(clientIP, filename, params):\n"
+        "    if filename == '/stop':\n"
+        "        server.terminate()\n"
+        "    return 'page ' + filename\n"
+        "server = HTTPServer(onRequest, port=0, host='127.0.0.1')\n"
+        "sys.stdout.write('%d\\n' % server.getPort())\n"
+        "sys.stdout.flush()\n")
+    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, cwd=root,
+                         env=dict(os.environ, PYTHONPATH=root))
+    try:
+        port = int(p.stdout.readline())
+        base = "http://127.0.0.1:%d" % port
+        assert urllib.request.urlopen(base + "/a", timeout=DEADLINE).read() == b"page /a"
+        assert p.poll() is None  # the script's last line has run; the server still serves
+        # terminate() from the handler: that request still gets its page, then the server stops
+        assert urllib.request.urlopen(base + "/stop", timeout=DEADLINE).read() == b"page /stop"
+        assert p.wait(DEADLINE) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
