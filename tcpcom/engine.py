@@ -255,6 +255,7 @@ class _Watchdog(object):
         self._seq = itertools.count()
         self._thread = None
         self._closed = 0  # connections closed since the heap was last compacted
+        self._wake_at = None  # when the waiting watchdog wakes by itself (None: not waiting)
 
     def forget(self):
         """A connection closed: drop closed connections' entries once they could be
@@ -279,7 +280,11 @@ class _Watchdog(object):
             if self._thread is None:
                 self._thread = make_thread(self._run, "tcpcom-watchdog")
                 self._thread.start()
-            elif self._heap[0][2] is conn:
+            elif self._wake_at is not None and when < self._wake_at:
+                # only when it would wake too late: with short-lived connections the
+                # heap is often empty and a new entry is the first (30 s send timeout)
+                # while the watchdog wakes within 5 s anyway -- no wake-up per connection
+                self._wake_at = None
                 self._cond.notify()
 
     def _run(self):
@@ -289,7 +294,9 @@ class _Watchdog(object):
                 while True:
                     now = monotonic()
                     if not self._heap:
+                        self._wake_at = now + 5.0
                         cond.wait(5.0)
+                        self._wake_at = None
                         if not self._heap:
                             self._thread = None
                             return
@@ -300,7 +307,10 @@ class _Watchdog(object):
                         if conn._watch_due is not None and conn._watch_due <= when:
                             conn._watch_due = None
                         break
-                    cond.wait(min(when - now, 5.0))  # holding no connection meanwhile
+                    wait = min(when - now, 5.0)
+                    self._wake_at = now + wait
+                    cond.wait(wait)  # holding no connection meanwhile
+                    self._wake_at = None
             try:
                 nxt = conn._check_deadlines(monotonic())
             except Exception:

@@ -424,3 +424,32 @@ def test_accepted_connections_reuse_a_spare_reader_thread_and_close_still_waits_
         s.close()
     finally:
         lst.close()
+
+
+def test_watchdog_is_woken_only_for_a_deadline_earlier_than_its_own_wake_up():
+    # short-lived connections each add a far deadline (send timeout): no wake-up for those
+    from tcpcom.engine import _OPEN, _Watchdog, monotonic
+
+    class Fake(object):
+        _state = _OPEN
+        _watch_due = None
+
+        def __init__(self):
+            self.checked = threading.Event()
+
+        def _check_deadlines(self, now):
+            self.checked.set()
+            return None
+
+    wd = _Watchdog()
+    first, later, soon = Fake(), Fake(), Fake()
+    wd.watch(first, monotonic() + 60)
+    wait_until(lambda: wd._wake_at is not None)      # waiting, at most 5 s
+    woke_at = wd._wake_at
+    wd.watch(later, monotonic() + 30)                 # after its own wake-up: left asleep
+    assert wd._wake_at == woke_at
+    wd.watch(soon, monotonic())                       # due now: woken
+    assert soon.checked.wait(DEADLINE)
+    assert not first.checked.is_set() and not later.checked.is_set()
+    first._state = later._state = "closed"
+    wd.forget()
