@@ -444,14 +444,16 @@ class Connection(object):
 
     def __init__(self, sock, handler=None, framing=b"\0", max_message_size=DEFAULT_MAX_MESSAGE_SIZE,
                  encoding="utf-8", errors=None, read_timeout=None, send_timeout=DEFAULT_SEND_TIMEOUT,
-                 executor=None, dispatcher=None, listener=None, initial_data=b"", daemon=True):
+                 executor=None, dispatcher=None, listener=None, initial_data=b"", daemon=True, peer=None):
         _check_options(max_message_size, read_timeout, send_timeout)
         self.sock = sock
         self.daemon = daemon
-        sock.settimeout(None)
+        if sock.gettimeout() is not None:
+            sock.settimeout(None)
         set_nodelay(sock)
         set_keepalive(sock)
-        peer = sock.getpeername()
+        if peer is None:  # a listener passes the address accept() returned: one system call less
+            peer = sock.getpeername()
         local = sock.getsockname()
         self.remote_address, self.remote_port = str(peer[0]), int(peer[1])
         self.local_address, self.local_port = str(local[0]), int(local[1])
@@ -1144,7 +1146,7 @@ class Listener(object):
         try:
             conn = Connection(sock, None, listener=self,
                               executor=self.executor if self.serialize else None,
-                              dispatcher=self.dispatcher, **self.options)
+                              dispatcher=self.dispatcher, peer=addr, **self.options)
         except (socket.error, OSError) as e:  # the peer left before we looked
             log.debug("accepted connection vanished: %s", e)
             self._refuse(sock)
