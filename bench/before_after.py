@@ -1,10 +1,12 @@
 """Before/after: the same figures for two tcpcom checkouts, interleaved in one run.
 
-``python3 bench/before_after.py OLD_TCPCOM_PARENT_DIR [--quick]`` where the
+``python3 bench/before_after.py OLD_TCPCOM_PARENT_DIR [--quick] [--only 6]`` where the
 directory holds the old ``tcpcom`` package (e.g. made with
 ``git archive <commit> tcpcom | tar -x -C /tmp/before``).  Prints medians of
 one-way throughput (TCPServer, Listener), round trip (TCPClient -> TCPServer),
-bulk 64 MiB up/down and 2,000-connection figures for "before" and "after".
+bulk 64 MiB up/down and 2,000-connection figures for "before" and "after";
+``--only 6``: figure 6 (HTTP requests/s, new connections and keep-alive, with
+``ThreadingHTTPServer`` run in the same rounds for the ratio).
 Every loop bounded; loopback only.
 """
 from __future__ import print_function
@@ -28,6 +30,9 @@ def main():
     def add(key, side, value):
         res.setdefault(key, {}).setdefault(side, []).append(value)
 
+    if "--only" in sys.argv and sys.argv[sys.argv.index("--only") + 1] == "6":
+        http(sides, rounds, quick, add)
+        return report(res, rounds)
     for _ in range(rounds):
         for side, env in sides:
             for kind in ("tcpserver", "listener"):
@@ -53,6 +58,33 @@ def main():
             if "round_trips" in r:
                 add("%d connections round trips/s" % n, side, r["round_trips"] / r["rt_time"])
                 add("%d connections peak RSS MiB" % n, side, st.get("hwm_kb", 0) / 1024.0)
+    report(res, rounds)
+
+
+def http(sides, rounds, quick, add):
+    """Figure 6 only: requests/s and the ratio to ThreadingHTTPServer of the same round."""
+    n = 300 if quick else 3000
+    for _ in range(rounds):
+        for keep in (False, True):
+            mode = "keep-alive" if keep else "new connections"
+            p = dict(n=n, threads=8, keepalive=keep)
+            srv = run.Server("http-threading")
+            base = run.client("http", "raw", srv.port, p, None).get("rps")
+            srv.stop()
+            for side, env in sides:
+                for kind, label in (("http-tcpcom", "HTTPServer"), ("http-listener", "HTTPListener")):
+                    srv = run.Server(kind, None, env)
+                    r = run.client("http", "raw", srv.port, p, None, env=env)
+                    srv.stop()
+                    if "rps" in r and base:
+                        add("%s, %s: requests/s" % (label, mode), side, r["rps"])
+                        add("%s, %s: x ThreadingHTTPServer" % (label, mode), side, r["rps"] / base)
+            if base:
+                add("ThreadingHTTPServer, %s: requests/s" % mode, "before", base)
+                add("ThreadingHTTPServer, %s: requests/s" % mode, "after", base)
+
+
+def report(res, rounds):
     print("| figure (median of %d interleaved runs) | before | after | after / before |" % rounds)
     print("|---|---|---|---|")
     for key in res:

@@ -255,6 +255,7 @@ class _Watchdog(object):
         self._seq = itertools.count()
         self._thread = None
         self._closed = 0  # connections closed since the heap was last compacted
+        self._wake_at = None  # when the waiting watchdog wakes by itself (None: not waiting)
 
     def forget(self):
         """A connection closed: drop closed connections' entries once they could be
@@ -279,7 +280,11 @@ class _Watchdog(object):
             if self._thread is None:
                 self._thread = make_thread(self._run, "tcpcom-watchdog")
                 self._thread.start()
-            elif self._heap[0][2] is conn:
+            elif self._wake_at is not None and when < self._wake_at:
+                # only when it would wake too late: with short-lived connections the
+                # heap is often empty and a new entry is the first (30 s send timeout)
+                # while the watchdog wakes within 5 s anyway -- no wake-up per connection
+                self._wake_at = None
                 self._cond.notify()
 
     def _run(self):
@@ -289,7 +294,9 @@ class _Watchdog(object):
                 while True:
                     now = monotonic()
                     if not self._heap:
+                        self._wake_at = now + 5.0
                         cond.wait(5.0)
+                        self._wake_at = None
                         if not self._heap:
                             self._thread = None
                             return
@@ -300,7 +307,10 @@ class _Watchdog(object):
                         if conn._watch_due is not None and conn._watch_due <= when:
                             conn._watch_due = None
                         break
-                    cond.wait(min(when - now, 5.0))  # holding no connection meanwhile
+                    wait = min(when - now, 5.0)
+                    self._wake_at = now + wait
+                    cond.wait(wait)  # holding no connection meanwhile
+                    self._wake_at = None
             try:
                 nxt = conn._check_deadlines(monotonic())
             except Exception:
@@ -311,7 +321,104 @@ class _Watchdog(object):
             conn = None
 
 
+class _Spares(object):
+    """Reader threads kept for the next accepted connection instead of ending.
+
+    Starting a thread costs about 100 us of CPU (and the accept thread
+    waits for it to run); at a connection per request (HTTP with
+    ``Connection: close``) that was the largest cost per connection.  A
+    daemon reader whose connection has finished waits up to
+    ``idle_timeout`` s, named ``tcpcom-spare``, for the next connection's
+    read loop; at most ``max_spare`` wait.  Only daemon connections use it
+    (a non-daemon reader must end with its connection).
+    """
+
+    def __init__(self, max_spare=16, idle_timeout=2.0):
+        self.max_spare = max_spare
+        self.idle_timeout = idle_timeout
+        self._lock = threading.Lock()
+        self._idle = []  # one _Waiter per waiting spare thread, the last one waited least
+        self._seq = itertools.count(1)
+
+    def start(self, reader, name):
+        """Run ``reader.run()`` on a spare thread, or on a new daemon thread if none waits."""
+        with self._lock:
+            if self._idle:
+                self._idle.pop().set((reader, name))
+                return
+        make_thread(self._run, name, ((reader, name),)).start()
+
+    def _run(self, job):
+        me = threading.current_thread()
+        while True:
+            reader, name = job
+            if me.name != name:
+                me.name = name
+            try:
+                reader.run()
+            except Exception:  # the read loop logs its own; never let a spare die silently
+                log.exception("reader thread failed")
+            except BaseException:
+                reader.ended()
+                raise
+            _reader_threads.conn = None
+            me.name = "tcpcom-spare-%d" % next(self._seq)
+            w = _Waiter()
+            with self._lock:
+                keep = len(self._idle) < self.max_spare
+                if keep:
+                    self._idle.append(w)
+            reader.ended()  # join() returns: this thread no longer belongs to the connection
+            if not keep:
+                return
+            job = reader = None
+            w.wait(self.idle_timeout)
+            with self._lock:
+                if not w.done:  # nobody came: leave (set() happens under this lock)
+                    self._idle.remove(w)
+                    return
+            job = w.value
+
+
+class _PooledReader(object):
+    """Stands for the reader thread of an accepted connection run by :class:`_Spares`:
+    ``join()`` waits until its read loop has ended and the thread was released."""
+
+    __slots__ = ("conn", "done", "_lock", "_event")
+    ident = True  # started (what close() checks of a thread)
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.done = False
+        if LOCK_TIMEOUT:
+            self._lock = threading.Lock()
+            self._lock.acquire()
+            self._event = None
+        else:
+            self._event = threading.Event()
+
+    def run(self):
+        self.conn._read_loop()
+
+    def ended(self):
+        self.conn = None
+        self.done = True
+        if self._event is None:
+            self._lock.release()
+        else:
+            self._event.set()
+
+    def join(self, timeout=None):
+        if self.done:
+            return
+        if self._event is not None:
+            self._event.wait(timeout)
+        elif self._lock.acquire(True, -1 if timeout is None else timeout):
+            self._lock.release()  # for the next one who joins
+
+
 _watchdog = _Watchdog()
+_spares = _Spares()
 _ids = itertools.count(1)
 _reader_threads = threading.local()
 
@@ -337,14 +444,16 @@ class Connection(object):
 
     def __init__(self, sock, handler=None, framing=b"\0", max_message_size=DEFAULT_MAX_MESSAGE_SIZE,
                  encoding="utf-8", errors=None, read_timeout=None, send_timeout=DEFAULT_SEND_TIMEOUT,
-                 executor=None, dispatcher=None, listener=None, initial_data=b"", daemon=True):
+                 executor=None, dispatcher=None, listener=None, initial_data=b"", daemon=True, peer=None):
         _check_options(max_message_size, read_timeout, send_timeout)
         self.sock = sock
         self.daemon = daemon
-        sock.settimeout(None)
+        if sock.gettimeout() is not None:
+            sock.settimeout(None)
         set_nodelay(sock)
         set_keepalive(sock)
-        peer = sock.getpeername()
+        if peer is None:  # a listener passes the address accept() returned: one system call less
+            peer = sock.getpeername()
         local = sock.getsockname()
         self.remote_address, self.remote_port = str(peer[0]), int(peer[1])
         self.local_address, self.local_port = str(local[0]), int(local[1])
@@ -447,8 +556,12 @@ class Connection(object):
 
     def start(self):
         """Start the reader thread; the handler gets ``connection_made`` first."""
-        self._reader = make_thread(self._read_loop, "tcpcom-conn-%s" % self.id, daemon=self.daemon)
-        self._reader.start()
+        if self.daemon and self.listener is not None:  # accepted: a spare thread if one waits
+            self._reader = _PooledReader(self)
+            _spares.start(self._reader, "tcpcom-conn-%s" % self.id)
+        else:
+            self._reader = make_thread(self._read_loop, "tcpcom-conn-%s" % self.id, daemon=self.daemon)
+            self._reader.start()
         deadlines = [d for d in (self._read_timeout, self.send_timeout) if d]
         if self._deadline is not None:
             deadlines.append(max(0.0, self._deadline[0] - monotonic()))
@@ -1045,7 +1158,7 @@ class Listener(object):
         try:
             conn = Connection(sock, None, listener=self,
                               executor=self.executor if self.serialize else None,
-                              dispatcher=self.dispatcher, **self.options)
+                              dispatcher=self.dispatcher, peer=addr, **self.options)
         except (socket.error, OSError) as e:  # the peer left before we looked
             log.debug("accepted connection vanished: %s", e)
             self._refuse(sock)

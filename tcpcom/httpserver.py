@@ -293,7 +293,7 @@ class _HTTPConnection(object):
         if requests:
             conn.set_deadline(None)
             for request in requests:
-                if not self._serve(request):
+                if not self._serve(request, request is requests[-1]):
                     return
             self.pending = False
         if error is not None:
@@ -315,14 +315,21 @@ class _HTTPConnection(object):
             log.debug("%r: response not sent: %s", self.conn, e)
             return False
 
-    def _serve(self, request):
+    def _serve(self, request, last=True):
         data, on_sent, keep = self.server.respond(request, self.conn)
         if not self._send(data):
             return False
         if on_sent is not None:
             self.server._after_sent(on_sent)
         if not keep:
-            self._linger()
+            if not request.keep_alive and last and not self.parser.has_partial:
+                # The client said it sends nothing more (Connection: close, or
+                # HTTP/1.0) and nothing more came: close now; nothing unread
+                # is left to turn the close into a reset, so no linger needed.
+                self.closing = True
+                self.conn._shutdown(None)
+            else:
+                self._linger()
             return False
         return True
 

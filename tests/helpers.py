@@ -82,4 +82,4 @@ def recv_until(sock, n_delims, delim=b"\0"):
 def engine_threads():
     """Names of live threads that belong to one object (not the shared pool/watchdog)."""
     return sorted(t.name for t in threading.enumerate()
-                  if t.name.startswith("tcpcom-") and not t.name.startswith(("tcpcom-dispatch", "tcpcom-watchdog")))
+                  if t.name.startswith("tcpcom-") and not t.name.startswith(("tcpcom-dispatch", "tcpcom-watchdog", "tcpcom-spare")))

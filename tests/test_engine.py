@@ -383,3 +383,73 @@ def test_connect_unresolvable_and_refused():
     s.close()
     with pytest.raises(socket.error):
         connect("127.0.0.1", port, Log())
+
+
+class _ThreadLog(Handler):
+    """Records, per connection, the reader thread and whether it saw itself as a reader."""
+
+    def __init__(self, conn=None):
+        Handler.__init__(self, conn)
+
+    def connection_made(self, conn):
+        from tcpcom.engine import _in_reader_thread
+        _ThreadLog.made.append((conn.id, threading.current_thread(), threading.current_thread().name,
+                                _in_reader_thread()))
+
+    def connection_lost(self, conn, reason):
+        _ThreadLog.lost.append(conn.id)
+
+
+def test_accepted_connections_reuse_a_spare_reader_thread_and_close_still_waits_for_it():
+    # a connection per request (HTTP Connection: close) must not pay a new thread each time
+    _ThreadLog.made, _ThreadLog.lost = [], []
+    before = engine_threads()
+    lst = Listener(0, _ThreadLog, host="127.0.0.1")
+    try:
+        s = raw_client(lst.port)
+        wait_until(lambda: len(_ThreadLog.made) == 1)
+        s.close()
+        wait_until(lambda: len(_ThreadLog.lost) == 1 and not lst.connections)
+        s = raw_client(lst.port)
+        wait_until(lambda: len(_ThreadLog.made) == 2)
+        (id1, t1, name1, in1), (id2, t2, name2, in2) = _ThreadLog.made
+        assert t2 is t1  # the first connection's reader thread, kept as a spare
+        assert (name1, name2) == ("tcpcom-conn-" + id1, "tcpcom-conn-" + id2)
+        assert in1 and in2
+        conn = lst.connections[0]
+        lst.close()  # returns once the reader has ended: the thread is no connection's any more
+        assert not conn.is_open and conn._reader.done
+        assert t2.name.startswith("tcpcom-spare") or not t2.is_alive()
+        assert engine_threads() == before
+        s.close()
+    finally:
+        lst.close()
+
+
+def test_watchdog_is_woken_only_for_a_deadline_earlier_than_its_own_wake_up():
+    # short-lived connections each add a far deadline (send timeout): no wake-up for those
+    from tcpcom.engine import _OPEN, _Watchdog, monotonic
+
+    class Fake(object):
+        _state = _OPEN
+        _watch_due = None
+
+        def __init__(self):
+            self.checked = threading.Event()
+
+        def _check_deadlines(self, now):
+            self.checked.set()
+            return None
+
+    wd = _Watchdog()
+    first, later, soon = Fake(), Fake(), Fake()
+    wd.watch(first, monotonic() + 60)
+    wait_until(lambda: wd._wake_at is not None)      # waiting, at most 5 s
+    woke_at = wd._wake_at
+    wd.watch(later, monotonic() + 30)                 # after its own wake-up: left asleep
+    assert wd._wake_at == woke_at
+    wd.watch(soon, monotonic())                       # due now: woken
+    assert soon.checked.wait(DEADLINE)
+    assert not first.checked.is_set() and not later.checked.is_set()
+    first._state = later._state = "closed"
+    wd.forget()

@@ -520,6 +520,31 @@ def test_http10_closes_unless_keep_alive_is_asked(served):
     sock.close()
 
 
+def test_connection_close_request_ends_the_connection_without_waiting_for_the_client(served):
+    # nothing more will come (the client said so and nothing is buffered): the server
+    # closes at once instead of lingering until the client closes or the linger deadline
+    conns = []
+    s = served(lambda req, conn: conns.append(conn) or "bye")
+    sock = raw_client(s.port)
+    sock.sendall(b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    (status, headers, body), = read_responses(sock, ["GET"])[0]
+    assert (status, headers["connection"], body) == (200, "close", b"bye")
+    assert read_to_eof(sock) == b""
+    assert conns[0].wait_closed(DEADLINE)   # while the client still holds its socket open
+    assert conns[0].close_reason is None    # not the linger deadline
+    sock.close()
+
+
+def test_pipelined_data_after_a_close_request_is_lingered_over(served):
+    s = served(lambda req, conn: "first")
+    sock = raw_client(s.port)
+    sock.sendall(b"GET /1 HTTP/1.1\r\nConnection: close\r\n\r\nGET /2 HTTP/1.1\r\n\r\n")
+    (status, _, body), = read_responses(sock, ["GET"])[0]
+    assert (status, body) == (200, b"first")
+    assert read_to_eof(sock) == b""  # the response arrived intact, no reset
+    sock.close()
+    assert [r.path for r in s.wait_requests(1)] == ["/1"]
+
 def test_expect_100_continue(served):
     s = served(lambda req, conn: req.text().upper())
     sock = raw_client(s.port)

@@ -116,7 +116,7 @@ def engine_threads():
     """Live threads of one object (not the shared dispatch pool or watchdog)."""
     return sorted(t.name for t in threading.enumerate()
                   if t.name.startswith("tcpcom-")
-                  and not t.name.startswith(("tcpcom-dispatch", "tcpcom-watchdog")))
+                  and not t.name.startswith(("tcpcom-dispatch", "tcpcom-watchdog", "tcpcom-spare")))
 
 
 def utf8(text):

@@ -111,7 +111,7 @@ def own_threads():
     """Engine threads that belong to one object (not the shared pool/watchdog)."""
     return sorted(t.name for t in threading.enumerate()
                   if t.name.startswith("tcpcom-")
-                  and not t.name.startswith(("tcpcom-dispatch", "tcpcom-watchdog")))
+                  and not t.name.startswith(("tcpcom-dispatch", "tcpcom-watchdog", "tcpcom-spare")))
 
 
 def settle(predicate, timeout=10.0):
