@@ -207,11 +207,14 @@ class _Waiter(object):
         else:
             self._event.set()
 
-    def wait(self, timeout):
-        if self._event is None:
-            self._lock.acquire(True, timeout)
-        else:
+    def wait(self, timeout=None):
+        """Wait until set (``timeout`` None: for ever); any number of threads may wait."""
+        if self.done:
+            return True
+        if self._event is not None:
             self._event.wait(timeout)
+        elif self._lock.acquire(True, -1 if timeout is None else timeout):
+            self._lock.release()  # for the next one who waits
         return self.done
 
 
@@ -384,37 +387,26 @@ class _PooledReader(object):
     """Stands for the reader thread of an accepted connection run by :class:`_Spares`:
     ``join()`` waits until its read loop has ended and the thread was released."""
 
-    __slots__ = ("conn", "done", "_lock", "_event")
+    __slots__ = ("conn", "_ended")
     ident = True  # started (what close() checks of a thread)
 
     def __init__(self, conn):
         self.conn = conn
-        self.done = False
-        if LOCK_TIMEOUT:
-            self._lock = threading.Lock()
-            self._lock.acquire()
-            self._event = None
-        else:
-            self._event = threading.Event()
+        self._ended = _Waiter()
 
     def run(self):
         self.conn._read_loop()
 
     def ended(self):
         self.conn = None
-        self.done = True
-        if self._event is None:
-            self._lock.release()
-        else:
-            self._event.set()
+        self._ended.set()
+
+    @property
+    def done(self):
+        return self._ended.done
 
     def join(self, timeout=None):
-        if self.done:
-            return
-        if self._event is not None:
-            self._event.wait(timeout)
-        elif self._lock.acquire(True, -1 if timeout is None else timeout):
-            self._lock.release()  # for the next one who joins
+        self._ended.wait(timeout)
 
 
 _watchdog = _Watchdog()
