@@ -533,6 +533,22 @@ def XTSendDatagram(theListenerID, theRemoteAddress, theRemotePort, theData):
     return False
 
 
+def _group_op(where, theListenerID, theGroup, op):
+    """Run ``op(endpoint)`` for a multicast call: True, or False with the reason logged."""
+    ep = _udp(where, theListenerID)
+    if ep is None:
+        return False
+    try:
+        op(ep)
+        return True
+    except socket.gaierror as e:
+        log.error("%s(%r, %r) failed with error %d: %s", where, theListenerID, theGroup, xtErrNameResolution,
+                  e.strerror or e)
+    except (socket.error, OSError, ValueError, TypeError) as e:
+        log.error("%s(%r, %r) failed: %s", where, theListenerID, theGroup, e)
+    return False
+
+
 def XTJoinMulticastGroup(theListenerID, theGroup, theInterface=None):
     """Receive a multicast group (address or name) on a UDP listener; True or False (reason logged).
 
@@ -540,41 +556,17 @@ def XTJoinMulticastGroup(theListenerID, theGroup, theInterface=None):
     on (default: the system chooses); it is then also the interface the
     listener's datagrams to groups leave by.
     """
-    where = "XTJoinMulticastGroup"
-    ep = _udp(where, theListenerID)
-    if ep is None:
-        return False
-    try:
+    def join(ep):
         ep.join_group(theGroup, theInterface)
         if theInterface:
             ep.set_multicast_interface(theInterface)
-        return True
-    except socket.gaierror as e:
-        log.error("%s(%r, %r) failed with error %d: %s", where, theListenerID, theGroup, xtErrNameResolution,
-                  e.strerror or e)
-    except (socket.error, OSError, ValueError, TypeError) as e:
-        log.error("%s(%r, %r) failed: %s", where, theListenerID, theGroup, e)
-    return False
+    return _group_op("XTJoinMulticastGroup", theListenerID, theGroup, join)
 
 
 def XTLeaveMulticastGroup(theListenerID, theGroup, theInterface=None):
     """Stop receiving a multicast group; True, or False if it was not joined (logged)."""
-    where = "XTLeaveMulticastGroup"
-    ep = _udp(where, theListenerID)
-    if ep is None:
-        return False
-    try:
-        ep.leave_group(theGroup, theInterface)
-        return True
-    except socket.gaierror as e:
-        log.error("%s(%r, %r) failed with error %d: %s", where, theListenerID, theGroup, xtErrNameResolution,
-                  e.strerror or e)
-    except (socket.error, OSError, ValueError, TypeError) as e:
-        log.error("%s(%r, %r) failed: %s", where, theListenerID, theGroup, e)
-    return False
-
-
-# -- the script's life -----------------------------------------------------------
+    return _group_op("XTLeaveMulticastGroup", theListenerID, theGroup,
+                     lambda ep: ep.leave_group(theGroup, theInterface))
 
 
 # -- the HTML listener -------------------------------------------------------------
@@ -618,6 +610,9 @@ def XTStartHTMLListener(thePort, host="", serialize=True):
 def XTStopHTMLListener(theListenerID):
     """Stop an HTML listener (open requests are closed)."""
     return _stop("XTStopHTMLListener", HTML, theListenerID)
+
+
+# -- the script's life -----------------------------------------------------------
 
 
 def XTRegisterHandlers(namespace):
