@@ -118,13 +118,31 @@ class Splitter(object):
         return parts
 
 
-def serve_raw(stop):
-    """(a) raw blocking sockets, a thread per connection, handler inline."""
+def _thread_per_connection(stop, conn_loop):
+    """A raw listener on 127.0.0.1 whose accept thread starts ``conn_loop(sock)`` per connection."""
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind(("127.0.0.1", 0))
     ls.listen(BACKLOG)
 
+    def accept_loop():
+        while not stop.is_set():
+            try:
+                s, _ = ls.accept()
+            except OSError:
+                break
+            t = threading.Thread(target=conn_loop, args=(s,))
+            t.daemon = True
+            t.start()
+
+    t = threading.Thread(target=accept_loop)
+    t.daemon = True
+    t.start()
+    return ls.getsockname()[1], ls.close
+
+
+def serve_raw(stop):
+    """(a) raw blocking sockets, a thread per connection, handler inline."""
     def conn_loop(sock):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         app = App()
@@ -148,20 +166,7 @@ def serve_raw(stop):
         finally:
             sock.close()
 
-    def accept_loop():
-        while not stop.is_set():
-            try:
-                s, _ = ls.accept()
-            except OSError:
-                break
-            t = threading.Thread(target=conn_loop, args=(s,))
-            t.daemon = True
-            t.start()
-
-    t = threading.Thread(target=accept_loop)
-    t.daemon = True
-    t.start()
-    return ls.getsockname()[1], ls.close
+    return _thread_per_connection(stop, conn_loop)
 
 
 def serve_asyncio(stop):
@@ -281,10 +286,6 @@ def serve_http_threading(stop):
 
 def serve_http_raw(stop):
     """(a) for HTTP: raw thread per connection, read the head, answer, close."""
-    ls = socket.socket()
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(("127.0.0.1", 0))
-    ls.listen(BACKLOG)
     resp = _http_response(PAGE_BYTES)
 
     def conn_loop(sock):
@@ -301,20 +302,7 @@ def serve_http_raw(stop):
         finally:
             sock.close()
 
-    def accept_loop():
-        while not stop.is_set():
-            try:
-                s, _ = ls.accept()
-            except OSError:
-                break
-            t = threading.Thread(target=conn_loop, args=(s,))
-            t.daemon = True
-            t.start()
-
-    t = threading.Thread(target=accept_loop)
-    t.daemon = True
-    t.start()
-    return ls.getsockname()[1], ls.close
+    return _thread_per_connection(stop, conn_loop)
 
 
 def serve_http_asyncio(stop):
