@@ -17,7 +17,7 @@ setup(
     description="Threaded TCP/UDP/HTTP engine with the TigerJython tcpcom API and the XTension plugin API",
     long_description=io.open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    packages=["tcpcom", "xtcompat"],
+    packages=["tcpcom", "tcpcom.engine", "xtcompat"],
     python_requires=">=2.7",
     install_requires=[],
     extras_require={"test": ["pytest>=7", "pytest-timeout>=2", "hypothesis>=6"]},

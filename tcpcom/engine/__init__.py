@@ -44,11 +44,11 @@ import select
 import socket
 import threading
 
-from ._compat import (BIND_RETRY, JYTHON, LOCK_TIMEOUT, LOSSLESS_ERRORS, bind_error, close_listening,
+from .._compat import (BIND_RETRY, JYTHON, LOCK_TIMEOUT, LOSSLESS_ERRORS, bind_error, close_listening,
                       integer_types, is_addr_in_use, make_thread, monotonic, set_keepalive,
                       set_nodelay, string_types, text_type, to_bytes, wake_accept, wake_reader)
-from .dispatch import SerialExecutor
-from .framing import DEFAULT_MAX_MESSAGE_SIZE, DelimiterFramer, MessageTooLarge, RawFramer, make_framer
+from ..dispatch import SerialExecutor
+from ..framing import DEFAULT_MAX_MESSAGE_SIZE, DelimiterFramer, MessageTooLarge, RawFramer, make_framer
 
 log = logging.getLogger("tcpcom.engine")
 
