@@ -14,7 +14,7 @@ import threading
 
 from ._compat import PY2, binary_type, integer_types, string_types, text_type
 from ._version import __version__
-from .engine import _check_callable, check_port
+from .engine import check_callable, check_port
 from .httpserver import (DEFAULT_KEEP_ALIVE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT,
                          HTTPListener, make_response)
 from .tcp import _Face, _live, getIPAddress
@@ -83,7 +83,7 @@ class HTTPServer(_Face):
                  maxHeaderBytes=65536, maxConnections=DEFAULT_MAX_CONNECTIONS, dispatcher=None):
         if requestHandler is None:
             raise TypeError("HTTPServer needs a requestHandler(clientIP, filename, params) function")
-        _check_callable(requestHandler, "requestHandler")
+        check_callable(requestHandler, "requestHandler")
         check_port(port)
         self.requestHandler = requestHandler
         self.serverName = serverName

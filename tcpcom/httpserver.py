@@ -26,7 +26,7 @@ import threading
 
 from ._compat import binary_type, integer_types, text_type
 from .dispatch import call_logged
-from .engine import ConnectionClosedError, DeadlineExceeded, Listener, _check_callable
+from .engine import ConnectionClosedError, DeadlineExceeded, Listener, check_callable
 from .httpcodec import CONTINUE_RESPONSE, REASONS, HTTPError, RequestParser, build_response
 
 log = logging.getLogger("tcpcom.httpserver")
@@ -147,7 +147,7 @@ class HTTPListener(object):
                  request_timeout=DEFAULT_REQUEST_TIMEOUT, keep_alive_timeout=DEFAULT_KEEP_ALIVE_TIMEOUT,
                  max_connections=DEFAULT_MAX_CONNECTIONS, send_timeout=30.0, methods=None,
                  on_closed=None, daemon=True):
-        _check_callable(app, "app")
+        check_callable(app, "app")
         self.app = app
         self.server_name = server_name
         self.max_request_line = max_request_line

@@ -7,19 +7,16 @@ engine (:mod:`tcpcom.engine`): a message is the text as UTF-8 followed by one
 from __future__ import absolute_import, print_function
 
 import logging
-import socket
 import threading
 import weakref
 
 from ._compat import binary_type, script_text, string_types, text_type
 from ._version import __version__
 from .dispatch import SerialExecutor
-from .engine import (ConnectionClosedError, Listener, Connection, PortInUseError, _check_callable,
-                     check_number, check_port, local_addresses, open_socket, probe_hangup)
+from .engine import (DEFAULT_CONNECT_TIMEOUT, OCCUPIED, ConnectError, ConnectionClosedError, Listener, PortInUseError, check_callable,
+                     check_number, check_port, connect, local_addresses)
 from .framing import DEFAULT_MAX_MESSAGE_SIZE
 
-#: seconds ``connect(0)`` waits for the TCP handshake (the original waited forever)
-DEFAULT_CONNECT_TIMEOUT = 10.0
 #: seconds terminate()/disconnect() wait for their last event to be delivered
 EVENT_WAIT = 5.0
 
@@ -107,7 +104,7 @@ class TCPServer(_Face):
         if isinstance(endOfBlock, bool):  # TCPServer(port, stateChanged, True)
             endOfBlock, isVerbose = b"\0", endOfBlock
         check_port(port)
-        _check_callable(stateChanged, "stateChanged")
+        check_callable(stateChanged, "stateChanged")
         self.endOfBlock = _delimiter(endOfBlock)
         self.isVerbose = bool(isVerbose)
         self.stateChanged = stateChanged or _ignore
@@ -290,7 +287,7 @@ class TCPClient(_Face):
         if not isinstance(ipAddress, string_types):
             raise TypeError("ipAddress must be a string such as '127.0.0.1', not %r" % (ipAddress,))
         check_port(port, allow_zero=False)
-        _check_callable(stateChanged, "stateChanged")
+        check_callable(stateChanged, "stateChanged")
         if maxMessageSize is None:
             raise TypeError("maxMessageSize must be an int (bytes), not None")
         check_number(maxMessageSize, "maxMessageSize", 1, integer=True)
@@ -325,27 +322,13 @@ class TCPClient(_Face):
         try:
             self._post(self.CONNECTING, where)
             try:
-                sock, took = open_socket(self.ipAddress, self.port,
-                                         timeout if timeout and timeout > 0 else DEFAULT_CONNECT_TIMEOUT)
-            except (socket.error, OSError) as e:
+                conn = connect(self.ipAddress, self.port, _ClientSide(self),
+                               timeout if timeout and timeout > 0 else DEFAULT_CONNECT_TIMEOUT,
+                               occupied_wait=self.getOccupiedWait, start=False, framing=self.endOfBlock,
+                               max_message_size=self.maxMessageSize, executor=self._executor, daemon=False)
+            except ConnectError as e:
                 self._debug("connection to %s failed: %s", where, e)
-                self._post(self.CONNECTION_FAILED, where)
-                return False
-            wait = self.getOccupiedWait(took)
-            hung_up, data = probe_hangup(sock, wait)
-            if hung_up:
-                sock.close()
-                self._debug("%s closed the connection within %.1f ms: occupied", where, wait * 1000)
-                self._post(self.SERVER_OCCUPIED, where)
-                return False
-            try:
-                conn = Connection(sock, _ClientSide(self), framing=self.endOfBlock,
-                                  max_message_size=self.maxMessageSize,
-                                  executor=self._executor, initial_data=data, daemon=False)
-            except (socket.error, OSError) as e:  # reset between the probe and here
-                sock.close()
-                self._debug("connection to %s lost at once: %s", where, e)
-                self._post(self.SERVER_OCCUPIED, where)
+                self._post(self.SERVER_OCCUPIED if e.kind == OCCUPIED else self.CONNECTION_FAILED, where)
                 return False
             self._conn = conn
         finally:

@@ -64,10 +64,12 @@ import logging
 import socket
 import threading
 
-from ._compat import (JYTHON, LOSSLESS_ERRORS, bind_error, integer_types, is_addr_in_use, make_thread,
-                      string_types, to_bytes)
+from ._compat import JYTHON, LOSSLESS_ERRORS, integer_types, make_thread, string_types, to_bytes
 from .dispatch import SerialExecutor
-from .engine import ConnectionClosedError, PortInUseError, _reader_threads, check_port
+from .engine import ConnectionClosedError, check_port, current_reader
+from .engine.checks import is_ipv4_literal
+from .engine.reading import set_current_reader
+from .engine.sockets import bind_socket, family_of
 
 log = logging.getLogger("tcpcom.udp")
 
@@ -171,18 +173,8 @@ class UDPEndpoint(object):
         self._broadcast_on = False
         self._thread = None
         self._done = threading.Event()
-        self.family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(self.family, socket.SOCK_DGRAM)
-        try:
-            if reuse_address:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
-        except (socket.error, OSError) as e:
-            sock.close()
-            if is_addr_in_use(e):
-                raise PortInUseError(errno.EADDRINUSE, "UDP port %d is already in use: stop the other "
-                                     "program or choose another port" % port)
-            raise bind_error(e)  # Jython: its errno 98 may mean another error
+        self.family = family_of(host)
+        sock = bind_socket(host, port, socket.SOCK_DGRAM, "UDP port", reuse_address)
         self.sock = sock
         self.port = sock.getsockname()[1]
         if JYTHON:  # pragma: no cover - Jython only
@@ -217,7 +209,7 @@ class UDPEndpoint(object):
     # -- receiving -------------------------------------------------------------
 
     def _receive_loop(self):
-        _reader_threads.conn = self  # close() from our callbacks must not join us
+        set_current_reader(self)  # close() from our callbacks must not join us
         sock = self.sock
         limit = self.max_datagram
         post = self.executor.post
@@ -309,7 +301,7 @@ class UDPEndpoint(object):
             if first:
                 self._finish(None)
             return
-        if getattr(_reader_threads, "conn", None) is None and thread is not threading.current_thread():
+        if current_reader() is None and thread is not threading.current_thread():
             for _ in range(WAKE_TRIES):
                 thread.join(WAKE_INTERVAL)
                 if not thread.is_alive():
@@ -367,12 +359,8 @@ class UDPEndpoint(object):
     def _resolve(self, address, port):
         # names are resolved here (socket.gaierror if they do not), numeric
         # addresses pass as they are
-        try:
-            socket.inet_aton(address)
-            if address.count(".") == 3:
-                return (address, port)
-        except (socket.error, OSError, ValueError):
-            pass
+        if is_ipv4_literal(address):
+            return (address, port)
         if ":" in address or address == "<broadcast>":
             return (address, port)
         return socket.getaddrinfo(address, port, self.family, socket.SOCK_DGRAM)[0][4]

@@ -392,9 +392,9 @@ class _ThreadLog(Handler):
         Handler.__init__(self, conn)
 
     def connection_made(self, conn):
-        from tcpcom.engine import _in_reader_thread
+        from tcpcom.engine import current_reader
         _ThreadLog.made.append((conn.id, threading.current_thread(), threading.current_thread().name,
-                                _in_reader_thread()))
+                                current_reader() is not None))
 
     def connection_lost(self, conn, reason):
         _ThreadLog.lost.append(conn.id)
@@ -428,20 +428,23 @@ def test_accepted_connections_reuse_a_spare_reader_thread_and_close_still_waits_
 
 def test_watchdog_is_woken_only_for_a_deadline_earlier_than_its_own_wake_up():
     # short-lived connections each add a far deadline (send timeout): no wake-up for those
-    from tcpcom.engine import _OPEN, _Watchdog, monotonic
+    from tcpcom._compat import monotonic
+    from tcpcom.engine.deadlines import Watchdog
 
     class Fake(object):
-        _state = _OPEN
-        _watch_due = None
+        ended = False
 
         def __init__(self):
             self.checked = threading.Event()
 
-        def _check_deadlines(self, now):
+        def watch_ended(self):
+            return self.ended
+
+        def check_deadlines(self, now):
             self.checked.set()
             return None
 
-    wd = _Watchdog()
+    wd = Watchdog()
     first, later, soon = Fake(), Fake(), Fake()
     wd.watch(first, monotonic() + 60)
     wait_until(lambda: wd._wake_at is not None)      # waiting, at most 5 s
@@ -451,5 +454,6 @@ def test_watchdog_is_woken_only_for_a_deadline_earlier_than_its_own_wake_up():
     wd.watch(soon, monotonic())                       # due now: woken
     assert soon.checked.wait(DEADLINE)
     assert not first.checked.is_set() and not later.checked.is_set()
-    first._state = later._state = "closed"
-    wd.forget()
+    first.ended = later.ended = True
+    wd.forget(first)
+    wd.forget(later)

@@ -13,7 +13,7 @@ import pytest
 
 from helpers import DEADLINE, raw_client, wait_until
 from tcpcom import HTTPClient, HTTPServer
-from tcpcom.engine import DeadlineExceeded, Listener, PortInUseError, _watchdog
+from tcpcom.engine import DeadlineExceeded, Listener, PortInUseError, watchdog
 from tcpcom.http import HTTPClientError
 from tcpcom.httpserver import HTTPListener, Response
 
@@ -907,8 +907,8 @@ def test_many_deadlines_keep_the_watchdog_small(served):
         c.getresponse().read()
     # every request re-arms the deadline; the watchdog holds about one check per connection
     conn, = s.server.connections
-    with _watchdog._cond:
-        assert len([e for e in _watchdog._heap if e[2] is conn]) <= 2
+    with watchdog._cond:
+        assert len([e for e in watchdog._heap if e[2] is conn]) <= 2
     c.close()
 
 

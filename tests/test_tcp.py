@@ -567,9 +567,9 @@ def test_event_pump_delivers_face_callbacks_on_the_pumping_thread(server):
 
 def test_get_ip_address_prefers_a_network_interface_over_loopback(monkeypatch):
     # /etc/hosts often maps the host name to 127.0.1.1: the interfaces must win.
-    from tcpcom import engine
-    monkeypatch.setattr(engine, "_interface_addresses", lambda: ["127.0.0.1", "192.0.2.7"])
+    from tcpcom.engine import hostinfo
+    monkeypatch.setattr(hostinfo, "_interface_addresses", lambda: ["127.0.0.1", "192.0.2.7"])
     monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [(2, 1, 6, "", ("127.0.1.1", 0))])
     assert TCPServer.getIPAddress() == "192.0.2.7"
-    monkeypatch.setattr(engine, "_interface_addresses", lambda: [])
+    monkeypatch.setattr(hostinfo, "_interface_addresses", lambda: [])
     assert TCPServer.getIPAddress() == "127.0.1.1"

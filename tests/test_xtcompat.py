@@ -17,7 +17,7 @@ from netutil import NetNS, loopback_multicast_ok, netns_available
 import xtcompat
 from xtcompat import *  # noqa: F401,F403  -- as a ported script does
 from xtcompat import api
-from xtcompat.peerinfo import PeerInfo, parse_neigh, parse_proc_arp
+from tcpcom.engine.hostinfo import PeerInfo, parse_neigh, parse_proc_arp
 from xtcompat.registry import Registry
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -9,17 +9,16 @@ from __future__ import absolute_import
 
 import errno
 import logging
-import os
 import re
-import socket
 import sys
 import threading
 
 from tcpcom._compat import PY2, binary_type, integer_types, string_types, text_type
 from tcpcom.dispatch import SerialExecutor
-from tcpcom.engine import (DEFAULT_MAX_CONNECTIONS, Connection, ConnectionClosedError, Listener,
-                           PortInUseError, ReadTimeout, SendTimeout, open_socket)
-from tcpcom.framing import DEFAULT_MAX_MESSAGE_SIZE, DelimiterFramer, MessageTooLarge
+from tcpcom.engine import (DEFAULT_MAX_CONNECTIONS, DROPPED, LOST_AT_ONCE, NETWORK_ERRORS, NOT_FOUND, TIMED_OUT, TIMEOUT,
+                           TOO_LARGE, ConnectError, ConnectionClosedError, Listener, PeerInfo, PortInUseError,
+                           connect, end_kind, error_number, error_text, is_ip_literal, is_name_error)
+from tcpcom.framing import DEFAULT_MAX_MESSAGE_SIZE, DelimiterFramer
 from tcpcom.httpserver import HTTPListener
 from tcpcom.udp import MAX_DATAGRAM, UDPEndpoint
 
@@ -28,7 +27,6 @@ from .constants import (NO_MAC, UNKNOWN_NAME, xtBroadcastAddress, xtErrDisconnec
                         xtErrorNumber, xtKeyErrorMessage, xtKeyErrorNumber, xtKeyMacAddress, xtKeyName,
                         xtKeyFormData, xtKeyHeaders, xtKeyMethod, xtKeyPeerPort, xtKeyPostData, xtKeyQuery,
                         xtKeyRemoteAddress, xtKeyRemotePort, xtKeyUniqueId)
-from .peerinfo import PeerInfo
 from .registry import Registry
 
 log = logging.getLogger("tcpcom.xtcompat")
@@ -57,10 +55,6 @@ DEFAULT_CONNECT_TIMEOUT = 10
 
 TCP, UDP, HTML = "tcp", "udp", "html"
 
-# system errors that mean the connection was dropped: reported as 102
-_DROPPED = set(getattr(errno, n) for n in ("ECONNRESET", "EPIPE", "ECONNABORTED", "ETIMEDOUT", "ENETDOWN",
-                                           "ENETUNREACH", "EHOSTUNREACH", "ENOTCONN", "ESHUTDOWN")
-               if hasattr(errno, n))
 _MESSAGES = {
     xtErrDisconnected: "disconnected",
     xtErrNameResolution: "the name could not be resolved",
@@ -147,18 +141,18 @@ _face = _Face()
 
 def _error_for(reason):
     """(XTension error number, description) for why a connection ended."""
+    kind = end_kind(reason)
     if reason is None:
         return xtErrDisconnected, _MESSAGES[xtErrDisconnected]
-    if isinstance(reason, (MessageTooLarge, MemoryError)):
+    if kind == TOO_LARGE:
         return xtErrOutOfMemory, "%s: %s" % (_MESSAGES[xtErrOutOfMemory], reason)
-    if isinstance(reason, (ReadTimeout, SendTimeout)):
+    if kind == TIMEOUT:
         return xtErrDisconnected, "disconnected: %s" % reason
-    code = getattr(reason, "errno", None)
-    if code in _DROPPED:
-        return xtErrDisconnected, "the connection was dropped: %s" % (getattr(reason, "strerror", None)
-                                                                     or os.strerror(code))
-    if isinstance(code, integer_types) and code > 0:
-        return code, getattr(reason, "strerror", None) or os.strerror(code)
+    code = error_number(reason)
+    if kind == DROPPED:
+        return xtErrDisconnected, "the connection was dropped: %s" % error_text(reason)
+    if code is not None:
+        return code, error_text(reason)
     return xtErrDisconnected, "disconnected: %s" % (reason,)
 
 
@@ -189,14 +183,6 @@ def _listen_port(where, port):
                   where, port, xtErrInvalidPort, _MESSAGES[xtErrInvalidPort])
         return None
     return port
-
-
-def _is_ip(address):
-    try:
-        socket.inet_aton(address)
-        return address.count(".") == 3
-    except (socket.error, OSError, TypeError, ValueError):
-        return ":" in address
 
 
 class _XTConnection(object):
@@ -301,7 +287,7 @@ def _start(where, kind, thePort, host, make):
     except PortInUseError as e:
         log.error("%s(%d) failed: %s", where, thePort, e.strerror or e)
         return None, 0
-    except (socket.error, OSError, ValueError, TypeError) as e:
+    except NETWORK_ERRORS + (ValueError, TypeError) as e:
         log.error("%s(%r, host=%r) failed: %s", where, thePort, host, e)
         return None, 0
     return obj, _face.listeners.add(kind, obj)
@@ -380,7 +366,7 @@ def XTGetListenerPort(theListenerID):
 def _open_failed(address, port, number, message):
     log.warning("XTOpenTCPConnection(%r, %r) failed with error %d: %s", address, port, number, message)
     info = {xtKeyRemoteAddress: address, xtKeyRemotePort: port, xtKeyPeerPort: port,
-            xtKeyName: address if isinstance(address, string_types) and not _is_ip(address) else UNKNOWN_NAME,
+            xtKeyName: address if isinstance(address, string_types) and not is_ip_literal(address) else UNKNOWN_NAME,
             xtKeyMacAddress: NO_MAC, xtKeyUniqueId: ""}
     info = _error_info(info, number, message)
     _face.event_executor().post(_face.call, ("XTSocketError", ("", info), "failed connections are not reported"))
@@ -405,27 +391,20 @@ def XTOpenTCPConnection(theAddress, thePort, theBoundryString=None, theTimeout=D
         return _open_failed(theAddress, thePort, xtErrInvalidPort,
                             "invalid port %r: ports are from 1 to 65535" % (thePort,))
     framing = _framing("XTOpenTCPConnection", theBoundryString)
+    timeout = theTimeout or DEFAULT_CONNECT_TIMEOUT
     try:
-        sock, _ = open_socket(theAddress, thePort, theTimeout or DEFAULT_CONNECT_TIMEOUT)
-    except socket.gaierror as e:
-        return _open_failed(theAddress, thePort, xtErrNameResolution,
-                            "cannot resolve %r: %s" % (theAddress, e.strerror or e))
-    except socket.timeout:
-        return _open_failed(theAddress, thePort, errno.ETIMEDOUT,
-                            "no answer within %g s (%s)" % (theTimeout or DEFAULT_CONNECT_TIMEOUT,
-                                                           os.strerror(errno.ETIMEDOUT)))
-    except (socket.error, OSError) as e:
-        code = getattr(e, "errno", None)
-        if not isinstance(code, integer_types) or code <= 0:
-            code = errno.ECONNREFUSED if "refused" in str(e).lower() else xtErrDisconnected
-        return _open_failed(theAddress, thePort, code, getattr(e, "strerror", None) or str(e))
-    try:
-        conn = Connection(sock, None, framing=framing, encoding=None if binary else "utf-8",
-                          max_message_size=maxMessageSize, executor=_face.serial)
-    except (socket.error, OSError) as e:  # the peer left at once
-        sock.close()
-        return _open_failed(theAddress, thePort, xtErrDisconnected, "disconnected at once: %s" % e)
-    xc = _XTConnection(conn, None, name=None if _is_ip(theAddress) else theAddress)
+        conn = connect(theAddress, thePort, None, timeout, start=False, framing=framing,
+                       encoding=None if binary else "utf-8", max_message_size=maxMessageSize,
+                       executor=_face.serial)
+    except ConnectError as e:
+        if e.kind == NOT_FOUND:
+            number = xtErrNameResolution
+        elif e.kind == TIMED_OUT:
+            number = errno.ETIMEDOUT
+        else:
+            number = e.errno if e.errno and e.errno > 0 and e.kind != LOST_AT_ONCE else xtErrDisconnected
+        return _open_failed(theAddress, thePort, number, str(e))
+    xc = _XTConnection(conn, None, name=None if is_ip_literal(theAddress) else theAddress)
     conn.handler = xc
     _face.add_connection(xc)  # before any event can name it
     conn.start()
@@ -525,11 +504,12 @@ def XTSendDatagram(theListenerID, theRemoteAddress, theRemotePort, theData):
         else:
             ep.send(theData, theRemoteAddress, theRemotePort)
         return True
-    except socket.gaierror as e:
-        log.error("%s to %r failed with error %d: %s", where, theRemoteAddress, xtErrNameResolution,
-                  e.strerror or e)
-    except (socket.error, OSError, ValueError, TypeError) as e:
-        log.error("%s to %r:%r failed: %s", where, theRemoteAddress, theRemotePort, e)
+    except NETWORK_ERRORS + (ValueError, TypeError) as e:
+        if is_name_error(e):
+            log.error("%s to %r failed with error %d: %s", where, theRemoteAddress, xtErrNameResolution,
+                      error_text(e))
+        else:
+            log.error("%s to %r:%r failed: %s", where, theRemoteAddress, theRemotePort, e)
     return False
 
 
@@ -541,11 +521,12 @@ def _group_op(where, theListenerID, theGroup, op):
     try:
         op(ep)
         return True
-    except socket.gaierror as e:
-        log.error("%s(%r, %r) failed with error %d: %s", where, theListenerID, theGroup, xtErrNameResolution,
-                  e.strerror or e)
-    except (socket.error, OSError, ValueError, TypeError) as e:
-        log.error("%s(%r, %r) failed: %s", where, theListenerID, theGroup, e)
+    except NETWORK_ERRORS + (ValueError, TypeError) as e:
+        if is_name_error(e):
+            log.error("%s(%r, %r) failed with error %d: %s", where, theListenerID, theGroup,
+                      xtErrNameResolution, error_text(e))
+        else:
+            log.error("%s(%r, %r) failed: %s", where, theListenerID, theGroup, e)
     return False
 
 

@@ -55,7 +55,6 @@ xtColorGreen = "008000"
 xtColorBlue = "0000C0"
 xtColorPurple = "800080"
 
-NO_MAC = "00:00:00:00:00:00"
-UNKNOWN_NAME = "?"
+from tcpcom.engine.hostinfo import NO_MAC, UNKNOWN_NAME  # noqa: E402,F401  (the engine's defaults)
 
 __all__ = [n for n in list(globals()) if n.startswith(("xt", "XT"))]

@@ -1,5 +1,6 @@
-"""What can be learnt about a peer quickly: a name and a MAC address.
+"""What the engine can learn about hosts: this machine's addresses, a peer's name and MAC address.
 
+- :func:`local_addresses`: this machine's IPv4 addresses (no packet is sent).
 - The name comes from a reverse lookup (``socket.gethostbyaddr``), run in a
   helper thread and waited for at most ``name_timeout`` seconds; "?" if
   it fails or takes longer.  Results (also failures, and answers that come
@@ -19,11 +20,72 @@ import socket
 import subprocess
 import threading
 
-from tcpcom._compat import make_thread, monotonic
+from .._compat import JYTHON, make_thread, monotonic
 
-from .constants import NO_MAC, UNKNOWN_NAME
+log = logging.getLogger("tcpcom.engine")
 
-log = logging.getLogger("tcpcom.xtcompat")
+#: the MAC address reported when none is known
+NO_MAC = "00:00:00:00:00:00"
+#: the name reported when a reverse lookup fails or takes too long
+UNKNOWN_NAME = "?"
+
+
+def _java_interface_addresses():
+    from java.net import Inet4Address, NetworkInterface
+    found = []
+    for nif in NetworkInterface.getNetworkInterfaces() or []:
+        if nif.isUp():
+            for addr in nif.getInetAddresses():
+                if isinstance(addr, Inet4Address):
+                    found.append(str(addr.getHostAddress()))
+    return found
+
+
+def _interface_addresses():
+    """IPv4 addresses of the network interfaces (Linux ioctl, Java's NetworkInterface; else [])."""
+    if JYTHON:
+        try:
+            return _java_interface_addresses()
+        except Exception:
+            return []
+    try:
+        import fcntl
+        import struct
+        names = [name for _, name in socket.if_nameindex()]
+    except (ImportError, AttributeError, OSError, socket.error):
+        return []
+    found = []
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for name in names:
+            try:
+                req = struct.pack("256s", name.encode("ascii")[:15])
+                raw = fcntl.ioctl(probe.fileno(), 0x8915, req)  # SIOCGIFADDR
+                found.append(socket.inet_ntoa(raw[20:24]))
+            except (IOError, OSError, UnicodeError, socket.error):
+                continue
+    finally:
+        probe.close()
+    return found
+
+
+def local_addresses():
+    """This machine's IPv4 addresses, non-loopback ones first (no packet is sent)."""
+    found = []
+    try:
+        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
+            found.append(info[4][0])
+    except (socket.error, OSError):
+        pass
+    found.extend(_interface_addresses())
+    unique = []
+    for ip in found:
+        if ip not in unique:
+            unique.append(ip)
+    return sorted(unique, key=lambda ip: ip.startswith("127."))
+
+
+
 
 _MAC = re.compile(r"^[0-9a-fA-F]{1,2}(:[0-9a-fA-F]{1,2}){5}$")
 _IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")

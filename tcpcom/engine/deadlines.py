@@ -1,0 +1,117 @@
+"""Deadlines: one shared thread that enforces every connection's timeouts.
+
+The watchdog knows nothing of connections.  What it watches (a *target*)
+offers two methods:
+
+- ``check_deadlines(now)``: act on whatever is due (close, send a farewell)
+  and return when to check again, or None;
+- ``watch_ended()``: True once nothing is left to watch (the target closed).
+
+:meth:`Watchdog.watch` asks for a check at a time; :meth:`Watchdog.forget`
+says the target has ended, so the watchdog does not keep it alive until its
+last deadline (with a 30 s send timeout, at a high connection rate, that was
+a lot of memory).
+"""
+from __future__ import absolute_import
+
+import heapq
+import itertools
+import logging
+import threading
+
+from .._compat import make_thread, monotonic
+
+log = logging.getLogger("tcpcom.engine")
+
+#: the longest the watchdog sleeps without looking (it ends when idle that long)
+IDLE_WAKE = 5.0
+
+
+class Watchdog(object):
+    """One thread for the deadlines of every target; it starts on demand and ends when idle."""
+
+    def __init__(self):
+        self._cond = threading.Condition(threading.Lock())
+        self._heap = []          # (when, seq, target)
+        self._due = {}           # target -> its earliest pending check
+        self._seq = itertools.count()
+        self._thread = None
+        self._forgotten = 0      # targets forgotten since the heap was last compacted
+        self._wake_at = None     # when the waiting watchdog wakes by itself (None: not waiting)
+
+    def watch(self, target, when):
+        """Check ``target`` at ``when`` (a :func:`monotonic` time) or earlier."""
+        with self._cond:
+            if target.watch_ended():  # ended meanwhile (forget() may have run already)
+                return
+            due = self._due.get(target)
+            if due is not None and due <= when:
+                return  # an earlier check is pending; it schedules the next one
+            self._due[target] = when
+            heapq.heappush(self._heap, (when, next(self._seq), target))
+            if self._thread is None:
+                self._thread = make_thread(self._run, "tcpcom-watchdog")
+                self._thread.start()
+            elif self._wake_at is not None and when < self._wake_at:
+                # only when it would wake too late: with short-lived connections the
+                # heap is often empty and a new entry is the first (30 s send timeout)
+                # while the watchdog wakes within IDLE_WAKE anyway -- no wake-up per connection
+                self._wake_at = None
+                self._cond.notify()
+
+    def forget(self, target):
+        """``target`` has ended: drop it, and its stale entries once they could be half the heap."""
+        with self._cond:
+            self._due.pop(target, None)
+            self._forgotten += 1
+            if self._forgotten * 2 >= len(self._heap) or len(self._heap) <= 256:
+                due = self._due
+                self._heap = [e for e in self._heap if e[2] in due]
+                heapq.heapify(self._heap)
+                self._forgotten = 0
+
+    def _next_due(self):
+        """Wait for the first due target and return it (None: idle long enough, the thread ends)."""
+        cond = self._cond
+        with cond:
+            while True:
+                now = monotonic()
+                if not self._heap:
+                    self._wake_at = now + IDLE_WAKE
+                    cond.wait(IDLE_WAKE)
+                    self._wake_at = None
+                    if not self._heap:
+                        self._thread = None
+                        return None
+                    continue
+                when, _, target = self._heap[0]
+                if when <= now:
+                    heapq.heappop(self._heap)
+                    due = self._due.get(target)
+                    if due is None:
+                        continue  # forgotten
+                    if due <= when:
+                        del self._due[target]
+                    return target
+                wait = min(when - now, IDLE_WAKE)
+                self._wake_at = now + wait
+                cond.wait(wait)  # holding no target meanwhile
+                self._wake_at = None
+
+    def _run(self):
+        while True:
+            target = self._next_due()
+            if target is None:
+                return
+            try:
+                nxt = target.check_deadlines(monotonic())
+            except Exception:
+                log.exception("watchdog check failed")
+                nxt = None
+            if nxt is not None:
+                self.watch(target, nxt)
+            target = None
+
+
+#: the engine's one watchdog
+watchdog = Watchdog()

@@ -1,0 +1,274 @@
+"""The listener: one thread accepts connections, each becomes a :class:`~tcpcom.engine.Connection`."""
+from __future__ import absolute_import
+
+import errno
+import logging
+import socket
+import threading
+
+from .._compat import close_listening, make_thread, wake_accept
+from ..dispatch import SerialExecutor
+from ..framing import DEFAULT_MAX_MESSAGE_SIZE, make_framer
+from .checks import check_callable, check_host, check_number, check_options, check_port
+from .connection import DEFAULT_SEND_TIMEOUT, Connection, Handler
+from .reading import current_reader
+from .sockets import bind_socket, close_quietly, shutdown_quietly
+
+log = logging.getLogger("tcpcom.engine")
+
+DEFAULT_MAX_CONNECTIONS = 4096
+
+
+def _true():
+    return True
+
+
+class Listener(object):
+    """Accepts TCP connections on a port, each with its own :class:`Connection`.
+
+    ``on_connection(conn)`` is called for every accepted connection, before
+    any of its data; it returns the connection's handler (a handler object,
+    or a Q-SYS style function), or sets ``conn.handler`` itself and returns
+    None.  A handler class works too: ``Listener(0, EchoHandler)``.
+
+    Options: ``host`` ('' = all interfaces, '127.0.0.1' = this machine
+    only), ``framing`` (a delimiter, ``"line"``, ``"raw"``/None),
+    ``max_connections`` (more are accepted and closed at once, and
+    ``on_refused(address)`` is called), ``read_timeout`` (close a connection
+    idle that long), ``send_timeout``, ``max_message_size``, ``encoding``
+    (None delivers bytes), ``serialize`` (True: the handlers of all
+    connections share one executor, so they never run concurrently),
+    ``on_closed()`` (after :meth:`close`, once every thread has ended),
+    ``dispatcher``, ``daemon`` (False: the listener's threads keep the
+    program alive until :meth:`close`, as the tcpcom face does).
+
+    The socket is bound in the constructor, so ``port`` is known at once
+    (pass 0 to let the system choose); :class:`PortInUseError` if it is taken.
+    """
+
+    def __init__(self, port=0, on_connection=None, host="", framing=b"\0",
+                 max_message_size=DEFAULT_MAX_MESSAGE_SIZE, max_connections=DEFAULT_MAX_CONNECTIONS,
+                 read_timeout=None, send_timeout=DEFAULT_SEND_TIMEOUT, encoding="utf-8", errors=None,
+                 serialize=False, on_refused=None, on_closed=None, dispatcher=None, executor=None,
+                 backlog=128, start=True, daemon=True):
+        check_port(port)
+        check_host(host)
+        check_options(max_message_size, read_timeout, send_timeout)
+        check_number(max_connections, "max_connections", 1, integer=True)
+        check_number(backlog, "backlog", 0, integer=True)
+        check_callable(on_connection, "on_connection")
+        check_callable(on_refused, "on_refused")
+        check_callable(on_closed, "on_closed")
+        make_framer(framing, max_message_size)  # fail early on a bad framing
+        self.on_connection = on_connection
+        self.on_refused = on_refused
+        self.on_closed = on_closed
+        self.host = host
+        self.options = dict(framing=framing, max_message_size=max_message_size, encoding=encoding,
+                            errors=errors, read_timeout=read_timeout, send_timeout=send_timeout,
+                            daemon=daemon)
+        self.daemon = daemon
+        self.max_connections = max_connections
+        self.dispatcher = dispatcher
+        self.executor = executor or SerialExecutor(dispatcher)
+        self.serialize = serialize
+        self._conns = {}
+        self._lock = threading.Lock()
+        self._closing = False
+        self._active = 1  # the accept thread, plus one per live connection
+        self._thread = None
+        sock = bind_socket(host, port, socket.SOCK_STREAM, reuse_address=True, backlog=backlog)
+        self.sock = sock
+        self.port = sock.getsockname()[1]
+        if start:
+            self.start()
+
+    def __repr__(self):
+        return "<Listener %s:%d%s>" % (self.host or "*", self.port, " closed" if self._closing else "")
+
+    def start(self):
+        if self._thread is None:
+            self._thread = make_thread(self._accept_loop, "tcpcom-listen-%d" % self.port, daemon=self.daemon)
+            self._thread.start()
+        return self
+
+    @property
+    def connections(self):
+        """A snapshot list of the open connections."""
+        with self._lock:
+            return list(self._conns.values())
+
+    @property
+    def is_closed(self):
+        return self._closing
+
+    def _accept_loop(self):
+        self.sock.settimeout(1.0)  # a fallback wake-up where shutdown() does not end accept()
+        backoff = 0.0
+        try:
+            while not self._closing:
+                try:
+                    sock, addr = self.sock.accept()
+                except socket.timeout:
+                    continue
+                except (socket.error, OSError) as e:
+                    if self._closing:
+                        break
+                    code = getattr(e, "errno", None)
+                    if code in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                        backoff = min(max(backoff * 2, 0.01), 0.5)
+                        log.error("listener on port %d cannot accept: %s; retrying in %.2f s",
+                                  self.port, e, backoff)
+                        self._post_refused(None, e)
+                        threading.Event().wait(backoff)
+                        continue
+                    log.warning("listener on port %d: accept failed: %s", self.port, e)
+                    continue
+                backoff = 0.0
+                try:
+                    self._accepted(sock, addr)
+                except Exception:  # a bug must not end accepting for good
+                    log.exception("listener on port %d: setting up a connection failed", self.port)
+                    self._refuse(sock)
+        finally:
+            try:
+                close_listening(self.sock)  # Jython: waits until the port is free
+            except (socket.error, OSError):
+                pass
+            self._release()
+
+    def _accepted(self, sock, addr):
+        with self._lock:
+            refuse = self._closing or (self.max_connections is not None
+                                       and len(self._conns) >= self.max_connections)
+        if refuse:
+            self._refuse(sock)
+            if not self._closing:
+                self._post_refused(addr, None)
+            return
+        try:
+            conn = Connection(sock, None, listener=self,
+                              executor=self.executor if self.serialize else None,
+                              dispatcher=self.dispatcher, peer=addr, **self.options)
+        except (socket.error, OSError) as e:  # the peer left before we looked
+            log.debug("accepted connection vanished: %s", e)
+            self._refuse(sock)
+            return
+        with self._lock:
+            self._conns[conn.id] = conn
+            self._active += 1
+        conn._handler = _PendingHandler(self, conn)
+        conn.start()
+
+    @staticmethod
+    def _refuse(sock):
+        shutdown_quietly(sock)
+        close_quietly(sock)
+
+    def _post_refused(self, addr, error):
+        if self.on_refused is not None:
+            self.executor.post(self.on_refused, (addr, error) if error is not None else (addr,))
+        elif addr is not None:
+            log.warning("listener on port %d refused %s: %d connections is the maximum",
+                        self.port, addr[0], self.max_connections)
+
+    def _connection_done(self, conn):
+        with self._lock:
+            self._conns.pop(conn.id, None)
+        self._release()
+
+    def _release(self):
+        with self._lock:
+            self._active -= 1
+            last = self._active == 0
+        if last and self.on_closed is not None:
+            # The last thread out delivers the final event itself, or waits
+            # for its delivery: a non-daemon listener must not let the
+            # program exit before it.
+            self.executor.post(self.on_closed, (), True, _true)
+            self.executor.wait_idle(5.0)
+
+    def close(self):
+        """Stop accepting and close every connection; safe to call twice.
+
+        Returns once the accept thread and every connection's reader have
+        ended (from inside a callback on a reader thread: without waiting).
+        ``on_closed`` is posted when the last of them is done.
+        """
+        with self._lock:
+            if self._closing:
+                first = False
+            else:
+                self._closing = first = True
+        t = self._thread
+        if first:
+            shutdown_quietly(self.sock)
+            if t is not None:
+                wake_accept(self.sock)  # Jython: shutdown() does not wake accept()
+        if t is None:
+            if first:
+                close_listening(self.sock)
+                self._release()
+        elif current_reader() is None:
+            t.join()  # first: no connection can be added after this
+        else:
+            try:  # cannot wait here: close the socket now so the port is free at once
+                close_listening(self.sock)
+            except (socket.error, OSError):
+                pass
+        for conn in self.connections:
+            conn.close()
+
+
+class _PendingHandler(object):
+    """Stands in until the listener's ``on_connection`` has chosen the handler."""
+
+    def __init__(self, listener, conn):
+        self.listener = listener
+        self.conn = conn
+
+    def connection_made(self, conn):
+        # Runs on the connection's executor; the listener-level callback runs
+        # on the listener's executor (one at a time across connections), and
+        # this connection's events wait until it has chosen the handler.
+        done = threading.Event()
+        lex = self.listener.executor
+        if conn.executor is lex:  # serialize=True: we already hold it
+            self._choose(done)
+        elif not lex.dispatcher.inline and lex.dispatcher is conn.executor.dispatcher:
+            # an EventPump: we run on the one pumping thread, which would have to
+            # run _choose itself -- waiting for it here would never end
+            self._choose(done)
+        else:
+            # inline: when the listener's executor is idle this thread runs
+            # on_connection itself (still one at a time with the listener's
+            # other callbacks) instead of waking a pool thread and waiting
+            self.listener.executor.post(self._choose, (done,), True, conn._is_closing)
+            while not done.wait(0.05):
+                if not conn.is_open:
+                    break
+        h = conn._handler
+        if h is not self:
+            h.connection_made(conn)
+
+    def _choose(self, done):
+        conn = self.conn
+        try:
+            fn = self.listener.on_connection
+            result = fn(conn) if fn is not None else None
+            if result is not None:
+                conn.handler = result
+            elif conn._handler is self:
+                conn.handler = None
+        except Exception:
+            log.exception("on_connection raised; closing %r", conn)
+            conn._handler = Handler()
+            conn._shutdown(None)
+        finally:
+            done.set()
+
+    def message_received(self, conn, message):
+        pass
+
+    def connection_lost(self, conn, reason):
+        pass
