@@ -34,9 +34,6 @@ log = logging.getLogger("tcpcom.httpserver")
 DEFAULT_REQUEST_TIMEOUT = 10.0
 DEFAULT_KEEP_ALIVE_TIMEOUT = 5.0
 DEFAULT_MAX_CONNECTIONS = 256
-#: seconds a connection is kept open after its last response, reading and
-#: discarding what the client still sends (so it reads the response, not a reset)
-LINGER_TIMEOUT = 2.0
 #: methods every server knows; one of these that is not allowed gets 405, others 501
 KNOWN_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT")
 
@@ -322,14 +319,7 @@ class _HTTPConnection(object):
         if on_sent is not None:
             self.server._after_sent(on_sent)
         if not keep:
-            if not request.keep_alive and last and not self.parser.has_partial:
-                # The client said it sends nothing more (Connection: close, or
-                # HTTP/1.0) and nothing more came: close now; nothing unread
-                # is left to turn the close into a reset, so no linger needed.
-                self.closing = True
-                self.conn._shutdown(None)
-            else:
-                self._linger()
+            self._close()
             return False
         return True
 
@@ -338,18 +328,15 @@ class _HTTPConnection(object):
         log.info("bad request from %s:%d: %d %s", conn.remote_address, conn.remote_port, status, reason)
         data = build_response(status, _plain(status, reason), "text/plain", keep_alive=False,
                               server_name=self.server.server_name)
-        if self._send(data):
-            self._linger()
-        else:
-            conn.close()
+        self._send(data)
+        self._close()
 
-    def _linger(self):
-        # Closing at once while the client still sends makes its system answer
-        # with a reset that can destroy our response before it is read: end our
-        # side, discard what still comes, close when the client does (bounded).
+    def _close(self):
+        # The engine's close is graceful: the response goes out, then the end of
+        # the stream; what the client still sends is read and discarded (bounded)
+        # so that no reset destroys the response before the client read it.
         self.closing = True
-        self.conn.close_write()
-        self.conn.set_deadline(LINGER_TIMEOUT, None, "closing after the last response")
+        self.conn.close()
 
     def connection_lost(self, conn, reason):
         if isinstance(reason, DeadlineExceeded) and self.pending and not self.closing:

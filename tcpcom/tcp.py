@@ -52,13 +52,16 @@ def _ignore(state, msg):
     pass
 
 
-def _each(stateChanged, messages, logger):
-    """Deliver MESSAGE for each message; one that raises is logged, the rest still come."""
+def _each(stateChanged, conn, messages, logger):
+    """Deliver MESSAGE for each message; one that raises is logged, the rest still come --
+    unless the callback closed the connection (disconnect(), terminate())."""
     for m in messages:
         try:
             stateChanged("MESSAGE", m)
         except Exception:
             logger.exception("stateChanged('MESSAGE', %r) raised; the engine goes on", m[:80])
+        if not conn.delivering:
+            return
 
 
 def _delimiter(endOfBlock):
@@ -244,7 +247,7 @@ class _ServerSide(object):
 
     def messages_received(self, conn, messages):
         # the engine's batch hook: one call per chunk instead of a layer per message
-        _each(self.server.stateChanged, messages, self.server._log)
+        _each(self.server.stateChanged, conn, messages, self.server._log)
 
     def connection_lost(self, conn, reason):
         server = self.server
@@ -407,7 +410,7 @@ class _ClientSide(object):
         self.client.stateChanged(TCPClient.MESSAGE, message)
 
     def messages_received(self, conn, messages):
-        _each(self.client.stateChanged, messages, self.client._log)
+        _each(self.client.stateChanged, conn, messages, self.client._log)
 
     def connection_lost(self, conn, reason):
         if reason is not None:

@@ -263,12 +263,28 @@ def test_close_ends_all_threads_and_on_closed_fires():
     socks = [raw_client(lst.port) for _ in range(5)]
     wait_until(lambda: len(lst.connections) == 5)
     lst.close()
-    assert engine_threads() == before
+    assert not [n for n in engine_threads() if n.startswith("tcpcom-listen")]  # accepting has ended
     assert closed.wait(DEADLINE)
     for s in socks:
-        assert s.recv(10) == b""
+        assert s.recv(10) == b""  # the graceful close: the end of the stream ...
         s.close()
+    wait_until(lambda: engine_threads() == before)  # ... and each reader ends when its peer closes
     lst.close()  # twice is fine
+
+
+def test_a_closed_connection_lingers_at_most_the_idle_bound_when_the_peer_never_closes(monkeypatch):
+    from tcpcom.engine import connection
+    monkeypatch.setattr(connection, "LINGER_IDLE", 0.2)
+    before = engine_threads()
+    lst = Listener(0, Log, host="127.0.0.1")
+    s = raw_client(lst.port)
+    wait_until(lambda: len(lst.connections) == 1)
+    conn = lst.connections[0]
+    lst.close()
+    assert conn.state == "closing"
+    assert s.recv(10) == b""  # FIN, but this peer keeps its side open
+    wait_until(lambda: conn.state == "closed" and engine_threads() == before)
+    s.close()
 
 
 def test_handler_exception_is_logged_and_connection_goes_on(caplog):
@@ -400,7 +416,7 @@ class _ThreadLog(Handler):
         _ThreadLog.lost.append(conn.id)
 
 
-def test_accepted_connections_reuse_a_spare_reader_thread_and_close_still_waits_for_it():
+def test_accepted_connections_reuse_a_spare_reader_thread_released_when_the_linger_ends():
     # a connection per request (HTTP Connection: close) must not pay a new thread each time
     _ThreadLog.made, _ThreadLog.lost = [], []
     before = engine_threads()
@@ -417,11 +433,13 @@ def test_accepted_connections_reuse_a_spare_reader_thread_and_close_still_waits_
         assert (name1, name2) == ("tcpcom-conn-" + id1, "tcpcom-conn-" + id2)
         assert in1 and in2
         conn = lst.connections[0]
-        lst.close()  # returns once the reader has ended: the thread is no connection's any more
-        assert not conn.is_open and conn._reader.done
-        assert t2.name.startswith("tcpcom-spare") or not t2.is_alive()
-        assert engine_threads() == before
-        s.close()
+        lst.close()
+        assert not conn.is_open
+        assert s.recv(10) == b""
+        s.close()  # the peer closes too: the linger ends, the thread is no connection's any more
+        wait_until(lambda: conn._reader.done)
+        wait_until(lambda: t2.name.startswith("tcpcom-spare") or not t2.is_alive())
+        wait_until(lambda: engine_threads() == before)
     finally:
         lst.close()
 

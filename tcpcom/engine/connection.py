@@ -1,31 +1,77 @@
-"""A connection: its state, sending, closing, and the read loop that feeds its handler.
+"""A connection: its life, sending, closing, and the read loop that feeds its handler.
 
 See :mod:`tcpcom.engine` for the handler protocols.
+
+A connection's life is one field, ``state``, moved only by
+:meth:`Connection._move`::
+
+    opening --(connection_made posted)--> open
+    opening/open --(close(): the program, or the engine's own limits)--> closing --(linger over)--> closed
+    opening/open --(the peer closed it, or it broke)--> lost --(close())--> closed
+
+- Messages are delivered in ``opening``, ``open`` and ``lost`` (what arrived
+  before the peer ended it), never after a close was asked for -- not even
+  the rest of a chunk that arrived with the message whose callback closed.
+- The closing event (``connection_lost``) is posted exactly once, when the
+  state leaves ``opening``/``open``, after ``connection_made``; it is the
+  last event.
+- Sending works in ``opening`` and ``open`` only.
+- ``closing`` is the graceful close: what was handed to a send goes out,
+  then the end of the stream (FIN); the reader keeps reading and discarding
+  until the peer closes too, for at most ``LINGER_MAX`` s (and no longer
+  than ``LINGER_IDLE`` s after the peer last sent), then closes the socket.
+  Closing at once while the peer still sends would make the system answer
+  with a reset, which throws away what the peer has not read yet.  Nobody
+  waits for the linger: it runs on the connection's own reader thread.
 """
 from __future__ import absolute_import
 
-import codecs
 import itertools
 import logging
-import socket
 import threading
 
 from .._compat import LOSSLESS_ERRORS, monotonic, set_keepalive, set_nodelay, text_type, to_bytes, wake_reader
 from ..dispatch import SerialExecutor
-from ..framing import DEFAULT_MAX_MESSAGE_SIZE, DelimiterFramer, MessageTooLarge, RawFramer, make_framer
+from ..framing import DEFAULT_MAX_MESSAGE_SIZE, MessageTooLarge, make_framer
 from .checks import check_number, check_options
 from .deadlines import watchdog
-from .errors import ConnectionClosedError, DeadlineExceeded, ReadTimeout, SendTimeout
+from .errors import NETWORK_ERRORS, ConnectionClosedError, DeadlineExceeded, ReadTimeout, SendTimeout
+from .inbound import Inbound
 from .reading import RECV_SIZE, ReaderThread, Waiter, current_reader, set_current_reader, spares
-from .sockets import close_quietly, shutdown_quietly, shutdown_write, wait_readable, writable_now
+from .sockets import (close_quietly, peer_has_closed, shutdown_quietly, shutdown_write, wait_readable,
+                      writable_now)
 
 log = logging.getLogger("tcpcom.engine")
 
 BIG_SEND = 1 << 20  # payloads this long are sent without a copy to append the delimiter
 DEFAULT_SEND_TIMEOUT = 30.0
 
-_OPEN, _CLOSING, _CLOSED = "open", "closing", "closed"
+#: a closing connection reads and discards for at most this long before it closes its socket ...
+LINGER_MAX = 10.0
+#: ... and for at most this long after the peer last sent something
+LINGER_IDLE = 2.0
+#: seconds close() waits at most for the closing event to be posted (see close())
+CLOSE_WAIT = 1.0
+
 _ids = itertools.count(1)
+
+
+class State(object):
+    """The names of a connection's states (see the module docstring)."""
+    OPENING = "opening"
+    OPEN = "open"
+    CLOSING = "closing"
+    LOST = "lost"
+    CLOSED = "closed"
+
+
+_OPENING, _OPEN, _CLOSING, _LOST, _CLOSED = State.OPENING, State.OPEN, State.CLOSING, State.LOST, State.CLOSED
+#: the moves _move() allows
+_NEXT = {_OPENING: (_OPEN, _CLOSING, _LOST), _OPEN: (_CLOSING, _LOST), _CLOSING: (_CLOSED,),
+         _LOST: (_CLOSED,), _CLOSED: ()}
+_SENDING = frozenset((_OPENING, _OPEN))
+_DELIVERING = frozenset((_OPENING, _OPEN, _LOST))
+_CLOSING_EVENT_POSTED = True  # the value of Connection._closing_event once posted with nobody waiting
 
 
 def _true():
@@ -69,7 +115,8 @@ class FunctionHandler(object):
             self.fn(conn, Connection.ERROR, reason)
 
 
-def _as_handler(handler):
+def as_handler(handler):
+    """A handler object for what the program gave: an object, a Q-SYS style function, or None."""
     if handler is None:
         return Handler()
     if hasattr(handler, "message_received") or hasattr(handler, "connection_lost") \
@@ -88,7 +135,8 @@ class Connection(object):
     Attributes: ``id`` (unique string), ``remote_address``, ``remote_port``,
     ``local_address``, ``local_port``, ``listener`` (or None), ``handler``
     (settable at any time), ``read_timeout`` (settable; None or <= 0: never),
-    ``close_reason`` (after it closed: None, or the exception that closed it).
+    ``state`` (see :class:`State`), ``close_reason`` (once it ended: None for
+    a normal close, or the exception that ended it).
     """
 
     CONNECTED = "connected"
@@ -115,32 +163,28 @@ class Connection(object):
         self.id = "c%d" % next(_ids)
         self.listener = listener
         self.framer = make_framer(framing, max_message_size)
-        if encoding and isinstance(self.framer, DelimiterFramer):
-            self.framer.allow_bytearray = True  # decoded at once: no copy of big messages needed
         self.encoding = encoding
         self._utf8 = (encoding or "utf-8").lower().replace("-", "").replace("_", "") == "utf8"
         self.errors = errors or LOSSLESS_ERRORS
-        self._stream_decoder = None
-        if encoding and isinstance(self.framer, RawFramer):
-            self._stream_decoder = codecs.getincrementaldecoder(encoding)(self.errors)
-        self._handler = _as_handler(handler)
+        self._inbound = Inbound(self.framer, encoding, self.errors)
+        self._handler = as_handler(handler)
         self.executor = executor or SerialExecutor(dispatcher)
         self.send_timeout = send_timeout if send_timeout and send_timeout > 0 else None
         self._read_timeout = read_timeout if read_timeout and read_timeout > 0 else None
-        self._state = _OPEN
-        self._state_lock = threading.Lock()
-        self._send_lock = threading.Lock()
+        self._state = _OPENING
+        self.close_reason = None
+        self._lock = threading.Lock()       # guards _state, _waiters, _closing_event
+        self._send_lock = threading.Lock()  # one sender at a time; the FIN goes out under it
         self._sending_since = None
+        self._fin_owed = False
         self._waiters = []
-        self._cause = None  # why the engine itself closed it (timeouts)
         self._eof = None  # set by a nested read (request() inside a callback): (reason,)
         self._initial = initial_data
         self._last_activity = monotonic()
         self._deadline = None  # (when, farewell bytes, reason text) or None
-        self._done = None  # an Event, made by the first wait_closed() (memory per connection)
-        self._finished = False
+        self._linger_until = None
+        self._closing_event = None  # None; a Waiter someone waits on; or _CLOSING_EVENT_POSTED
         self._reader = None
-        self.close_reason = None
 
     def __repr__(self):
         return "<Connection %s %s:%d %s>" % (self.id, self.remote_address, self.remote_port, self._state)
@@ -153,7 +197,7 @@ class Connection(object):
 
     @handler.setter
     def handler(self, handler):
-        self._handler = _as_handler(handler)
+        self._handler = as_handler(handler)
 
     @property
     def read_timeout(self):
@@ -184,18 +228,31 @@ class Connection(object):
         if self._reader is not None:
             watchdog.watch(self, when)
 
-    def close_write(self):
-        """Shut down the sending side after what was sent (the peer reads the end of
-        the stream); reading goes on until the peer closes or the connection is closed."""
-        with self._send_lock:
-            try:
-                shutdown_write(self.sock)
-            except Exception as e:
-                log.debug("%r: shutdown for writing failed: %s", self, e)
+    @property
+    def state(self):
+        """Where the connection is in its life: a :class:`State` name."""
+        return self._state
 
     @property
     def is_open(self):
-        return self._state == _OPEN
+        """True while the connection can send (``opening`` or ``open``)."""
+        return self._state in _SENDING
+
+    def is_done(self):
+        """True once a close was asked for or the peer ended it (the opposite of ``is_open``)."""
+        return self._state not in _SENDING
+
+    def peer_closed(self):
+        """True if the peer has already closed its side and nothing unread is left (reads nothing)."""
+        return self._state not in _SENDING or peer_has_closed(self.sock)
+
+    @property
+    def delivering(self):
+        """True while received messages are still delivered: no close was asked for.
+
+        A handler with ``messages_received`` (a batch) checks it before each
+        message of the batch."""
+        return self._state in _DELIVERING
 
     @property
     def info(self):
@@ -207,10 +264,13 @@ class Connection(object):
 
     def start(self):
         """Start the reader thread; the handler gets ``connection_made`` first."""
-        self._reader = ReaderThread(self._read_loop)
+        reader = ReaderThread(self._read_loop)
+        with self._lock:
+            if self._reader is not None or self._state is _CLOSED:
+                return self
+            self._reader = reader
         # accepted daemon connections take a spare thread if one waits
-        self._reader.start("tcpcom-conn-%s" % self.id, self.daemon,
-                           spares if self.listener is not None else None)
+        reader.start("tcpcom-conn-%s" % self.id, self.daemon, spares if self.listener is not None else None)
         deadlines = [d for d in (self._read_timeout, self.send_timeout) if d]
         if self._deadline is not None:
             deadlines.append(max(0.0, self._deadline[0] - monotonic()))
@@ -218,71 +278,125 @@ class Connection(object):
             watchdog.watch(self, monotonic() + min(deadlines))
         return self
 
-    def close(self):
-        """Close the connection; the handler then gets ``connection_lost(conn, None)``.
+    def close(self, reason=None):
+        """Close the connection gracefully; the handler's ``connection_lost(conn, reason)`` follows.
 
-        Waits for the reader thread to end, except when called from inside a
-        callback running on a reader thread (it then ends right after).
-        Safe to call twice and from any thread.
+        What was handed to a send before goes out, then the end of the
+        stream; no message is delivered after this call.  Returns at once
+        (the linger runs on the reader thread); the closing event is
+        delivered before it returns when this connection's callbacks are
+        idle, else right after the callback that runs.  Safe to call twice
+        and from any thread or callback.
         """
-        self._shutdown(None)
-        reader = self._reader
-        if reader is not None and current_reader() is None:
-            reader.join()
+        if not self._move(_CLOSING, reason) and self._state is _LOST:
+            self._move(_CLOSED)  # the peer had ended it: what it sent before is not delivered any more
+        if current_reader() is not self:
+            # closed before connection_made was posted: the reader posts it and then
+            # the closing event; wait (bounded) for that, not for the linger
+            self.wait_closed(CLOSE_WAIT)
+
+    def close_write(self):
+        """Shut down the sending side after what was sent (the peer reads the end of
+        the stream); reading goes on until the peer closes or the connection is closed."""
+        with self._send_lock:
+            try:
+                shutdown_write(self.sock)
+            except Exception as e:
+                log.debug("%r: shutdown for writing failed: %s", self, e)
 
     def wait_closed(self, timeout=None):
-        """Block until the connection is closed and ``connection_lost`` was posted."""
-        with self._state_lock:
-            if self._finished:
+        """Block until the connection has ended and its closing event was posted."""
+        with self._lock:
+            w = self._closing_event
+            if w is _CLOSING_EVENT_POSTED:
                 return True
-            if self._done is None:
-                self._done = threading.Event()
-            done = self._done
-        return done.wait(timeout)
+            if w is None:
+                w = self._closing_event = Waiter()
+        return w.wait(timeout)
 
-    def _shutdown(self, cause):
-        with self._state_lock:
-            if self._state != _OPEN:
+    def _move(self, to, reason=None, inline=True):
+        """The one place a connection's state changes; returns False if that move is not allowed now.
+
+        ``inline``: the closing event may run on the calling thread (False for
+        the engine's own threads, which never run user code).
+        """
+        with self._lock:
+            was = self._state
+            if to not in _NEXT[was]:
                 return False
-            self._state = _CLOSING
-            self._cause = cause
-        shutdown_quietly(self.sock)
-        wake_reader(self.sock)  # Jython: shutdown() does not wake the reader's recv()
-        if self._reader is None:  # never started: finish here
-            self._finish(cause)
+            self._state = to
+            if to is _CLOSING or to is _LOST:
+                self.close_reason = reason
+                waiters, self._waiters = self._waiters, []
+                for w in waiters:  # request() returns None
+                    w.set()
+            reader = self._reader
+        if to is _CLOSING:
+            self._fin_owed = True
+            self._pay_fin()
+            if reader is None:  # never started: nothing to linger with
+                self._move(_CLOSED)
+                self._post_closing_event(inline)
+            else:
+                now = self._last_activity = monotonic()  # the linger's idle clock starts now
+                self._linger_until = now + LINGER_MAX
+                watchdog.watch(self, now)  # checks the linger from now on
+                if was is _OPEN:  # from opening: the reader posts it after connection_made
+                    self._post_closing_event(inline)
+        elif to is _CLOSED or to is _LOST:
+            watchdog.forget(self)
+            close_quietly(self.sock)
         return True
 
-    def _is_closing(self):
-        return self._state != _OPEN
+    def _abort(self):
+        """End the socket now (the linger is over, or a send failed): wakes the reader."""
+        shutdown_quietly(self.sock)
+        wake_reader(self.sock)  # Jython: shutdown() does not wake the reader's recv()
+
+    def _post_closing_event(self, inline):
+        self.executor.post(self._lost, (self.close_reason,), inline, _true)
+        with self._lock:
+            w, self._closing_event = self._closing_event, _CLOSING_EVENT_POSTED
+        if w is not None:
+            w.set()
 
     def watch_ended(self):
-        """For the watchdog: nothing is left to watch once the connection is closing."""
-        return self._state != _OPEN
+        """For the watchdog: nothing is left to watch once the socket is closed."""
+        return self._state is _LOST or self._state is _CLOSED
 
     def check_deadlines(self, now):
         """For the watchdog: act on a deadline that passed; returns the next check time (or None)."""
-        if self._state != _OPEN:
+        state = self._state
+        if state is _CLOSING:  # lingering
+            due = min(self._linger_until, self._last_activity + LINGER_IDLE)
+            if now >= due:
+                self._abort()
+                return None
+            return due
+        if state not in _SENDING:
             return None
         nxt = None
         dl = self._deadline
         if dl is not None:
             if now >= dl[0]:
                 self._expire(dl)
-                return None
+                return None  # closing: _move() asked for the linger's checks
             nxt = dl[0]
         rt = self._read_timeout
         if rt:
             due = self._last_activity + rt
             if now >= due:
-                self._shutdown(ReadTimeout("no data received for %g s (read timeout)" % rt))
+                self._move(_CLOSING, ReadTimeout("no data received for %g s (read timeout)" % rt), False)
                 return None
             nxt = due if nxt is None else min(nxt, due)
         st = self.send_timeout
         if st:
             since = self._sending_since
             if since is not None and now - since >= st:
-                self._shutdown(SendTimeout("a send made no progress for %g s: the peer is not "
-                                           "reading (send timeout)" % st))
+                # the peer is not reading: nothing will drain, end it now
+                self._move(_CLOSING, SendTimeout("a send made no progress for %g s: the peer is not "
+                                                 "reading (send timeout)" % st), False)
+                self._abort()
                 return None
             due = (since + st) if since is not None else now + st
             nxt = due if nxt is None else min(nxt, due)
@@ -293,69 +407,71 @@ class Connection(object):
         _, farewell, reason = deadline
         if farewell and self._send_lock.acquire(False):
             try:
-                if self._state == _OPEN and writable_now(self.sock):
+                if self._state in _SENDING and writable_now(self.sock):
                     self.sock.send(farewell)
-            except (socket.error, OSError) as e:
+            except NETWORK_ERRORS as e:
                 log.debug("%r: farewell not sent: %s", self, e)
             finally:
                 self._send_lock.release()
-        self._shutdown(DeadlineExceeded(reason))
+        self._move(_CLOSING, DeadlineExceeded(reason), False)
 
     # -- receiving -------------------------------------------------------------
 
     def _read_loop(self):
         set_current_reader(self)
-        post = self.executor.post
-        abort = self._is_closing
         reason = None
         try:
-            post(self._made, (), True, abort)
+            self.executor.post(self._made, (), True, self.is_done)
+            if not self._move(_OPEN):  # closed during connection_made: its closing event is ours to post
+                self._post_closing_event(True)
             if self._initial:
-                reason = self._on_data(self._initial)
+                reason = self._received(self._initial)
                 self._initial = b""
             recv = self.sock.recv
             while reason is None and self._eof is None:
                 try:
                     data = recv(RECV_SIZE)
-                except (socket.error, OSError) as e:
-                    if self._state == _OPEN:
-                        reason = e
+                except NETWORK_ERRORS as e:
+                    reason = e
                     break
                 if not data:
                     break
                 self._last_activity = monotonic()
-                reason = self._on_data(data)
+                if self._state is not _CLOSING:  # closing: lingering, what comes is discarded
+                    reason = self._received(data)
         except Exception as e:  # a bug in the engine: never die silently
             log.exception("reader of %r failed", self)
             reason = e
         finally:
             if self._eof is not None and reason is None:
                 reason = self._eof[0]
-            self._finish(reason)
+            self._ended(reason)
 
-    def _on_data(self, data):
+    def _ended(self, reason):
+        # the read loop is over: the peer ended it (lost), or the linger of a close is (closed)
+        if self._state is _CLOSING or not self._move(_LOST, reason):
+            self._move(_CLOSED)
+            return
+        if reason is not None and not isinstance(reason, MessageTooLarge):
+            log.debug("%r ended: %s", self, reason)
+        tail = self._inbound.finish(self)
+        if tail:
+            self.executor.post(self._deliver, ([tail],), True, _true)
+        self._post_closing_event(True)
+
+    def _received(self, data):
         """Frame, decode and post one chunk; returns an exception that ends the connection."""
-        error = None
-        try:
-            messages = self.framer.feed(data)
-        except MessageTooLarge as e:
-            log.error("%r: %s; closing the connection", self, e)
-            messages, error = e.messages, e
-        if self.encoding:
-            if self._stream_decoder is not None:
-                text = self._stream_decoder.decode(messages[0] if messages else b"")
-                messages = [text] if text else []
-            else:
-                enc, errs = self.encoding, self.errors
-                messages = [m.decode(enc, errs) for m in messages]
+        messages, error = self._inbound.feed(data)
+        if error is not None:
+            log.error("%r: %s; closing the connection", self, error)
         if messages:
             if self._waiters:
                 self._hand_to_waiters(messages)
-            self.executor.post(self._deliver, (messages,), True, self._is_closing)
+            self.executor.post(self._deliver, (messages,), True, self.is_done)
         return error
 
     def _hand_to_waiters(self, messages):
-        with self._state_lock:
+        with self._lock:
             for m in messages:
                 if not self._waiters:
                     break
@@ -365,6 +481,8 @@ class Connection(object):
         self._handler.connection_made(self)
 
     def _deliver(self, messages):
+        if self._state not in _DELIVERING:
+            return
         h = self._handler
         batch = getattr(h, "messages_received", None)
         if batch is not None:  # the handler takes the whole batch (it logs its own errors)
@@ -379,48 +497,15 @@ class Connection(object):
                 cb(self, m)
             except Exception:
                 log.exception("message handler of %r raised; the engine goes on", self)
+            if self._state not in _DELIVERING:  # the callback closed the connection
+                return
 
     def _lost(self, reason):
         # The listener's slot is freed here, on the executor, so a connection
         # accepted next cannot have its events delivered before this one's end.
         if self.listener is not None:
-            self.listener._connection_done(self)
+            self.listener.connection_done(self)
         self._handler.connection_lost(self, reason)
-
-    def _finish(self, reason):
-        with self._state_lock:
-            if self._state == _CLOSED:
-                return
-            self._state = _CLOSED
-            if reason is None or isinstance(reason, (socket.error, OSError)) and self._cause is not None:
-                reason = self._cause if self._cause is not None else reason
-            waiters, self._waiters = self._waiters, []
-        watchdog.forget(self)
-        close_quietly(self.sock)
-        for w in waiters:
-            w.set()
-        self.close_reason = reason
-        if reason is not None and not isinstance(reason, (ReadTimeout, MessageTooLarge)):
-            log.debug("%r closed: %s", self, reason)
-        decoder = self._stream_decoder
-        if decoder is not None:  # unframed text: the start of a character cut off by the close
-            try:
-                tail = decoder.decode(b"", True)
-            except UnicodeDecodeError as e:
-                tail = None
-                log.warning("%r closed in the middle of a character: %s", self, e)
-            if tail:
-                self.executor.post(self._deliver, ([tail],), True, _true)
-        partial = getattr(self.framer, "buffered", 0)
-        if partial:  # never drop data silently: a message cut off by the close
-            log.warning("%r closed with %d bytes of an incomplete message (no delimiter yet); "
-                        "they were discarded", self, partial)
-        self.executor.post(self._lost, (reason,), True, _true)
-        with self._state_lock:
-            self._finished = True
-            done = self._done
-        if done is not None:
-            done.set()
 
     # -- sending ---------------------------------------------------------------
 
@@ -446,7 +531,7 @@ class Connection(object):
         if len(payload) < BIG_SEND:
             self._sendall(self.framer.encode(payload))
         else:  # no copy of a big payload just to append the delimiter
-            self._sendall(payload, self.framer.encode(b""))
+            self._send_parts((payload, self.framer.encode(b"")))
 
     def _encode_slices(self, text):
         # A big text is encoded and sent a slice at a time: no second copy of
@@ -462,14 +547,15 @@ class Connection(object):
         yield self.framer.encode(b"")
 
     def _check_open(self):
-        if self._state != _OPEN:
+        if self._state not in _SENDING:
             raise ConnectionClosedError("connection %s to %s:%d is closed; connect again before sending"
                                         % (self.id, self.remote_address, self.remote_port))
 
     def _send_failed(self, error):
-        """Close after a failed send; returns the exception for the sender."""
-        cause = self._cause
-        self._shutdown(error)
+        """End the connection after a failed send; returns the exception for the sender."""
+        cause = self.close_reason if self._state not in _SENDING else None
+        if self._move(_CLOSING, error, False):
+            self._abort()  # the peer is gone: nothing to linger for
         return ConnectionClosedError("sending to %s:%d failed: %s"
                                      % (self.remote_address, self.remote_port, cause or error))
 
@@ -481,24 +567,41 @@ class Connection(object):
                     if part:
                         self._sending_since = monotonic()  # progress: the send timeout restarts
                         self.sock.sendall(part)
-            except (socket.error, OSError) as e:
+            except NETWORK_ERRORS as e:
                 raise self._send_failed(e)
             finally:
                 self._sending_since = None
+        if self._fin_owed:
+            self._pay_fin()
 
-    def _sendall(self, data, tail=b""):
-        # the common case of _send_parts, without its loop: one message, maybe a delimiter
+    def _sendall(self, data):
+        # the common case of _send_parts, without its loop
         self._check_open()
         with self._send_lock:
             self._sending_since = monotonic()
             try:
                 self.sock.sendall(data)
-                if tail:
-                    self.sock.sendall(tail)
-            except (socket.error, OSError) as e:
+            except NETWORK_ERRORS as e:
                 raise self._send_failed(e)
             finally:
                 self._sending_since = None
+        if self._fin_owed:
+            self._pay_fin()
+
+    def _pay_fin(self):
+        # The FIN follows every send that was under way when close() came:
+        # whoever holds the send lock last sends it (close() does not wait).
+        while self._fin_owed:
+            if not self._send_lock.acquire(False):
+                return  # the sender holding it pays when it is done
+            try:
+                if self._fin_owed:
+                    self._fin_owed = False
+                    shutdown_write(self.sock)
+            except Exception as e:
+                log.debug("%r: shutdown for writing failed: %s", self, e)
+            finally:
+                self._send_lock.release()
 
     def request(self, message, timeout):
         """Send ``message`` and return the next message received, or None after ``timeout`` s.
@@ -507,8 +610,8 @@ class Connection(object):
         thread, including from inside this connection's own callbacks.
         """
         w = Waiter()
-        with self._state_lock:
-            if self._state != _OPEN:
+        with self._lock:
+            if self._state not in _SENDING:
                 return None
             self._waiters.append(w)
         try:
@@ -524,7 +627,7 @@ class Connection(object):
         return w.value
 
     def _drop_waiter(self, w):
-        with self._state_lock:
+        with self._lock:
             if w in self._waiters:
                 self._waiters.remove(w)
 
@@ -538,14 +641,13 @@ class Connection(object):
                 return
             try:
                 data = self.sock.recv(RECV_SIZE)
-            except (socket.error, OSError) as e:
-                self._eof = (e if self._state == _OPEN else None,)
+            except NETWORK_ERRORS as e:
+                self._eof = (e,)
                 return
             if not data:
                 self._eof = (None,)
                 return
             self._last_activity = monotonic()
-            error = self._on_data(data)
+            error = self._received(data)
             if error is not None:
                 self._eof = (error,)
-

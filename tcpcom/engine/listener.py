@@ -10,13 +10,15 @@ from .._compat import close_listening, make_thread, wake_accept
 from ..dispatch import SerialExecutor
 from ..framing import DEFAULT_MAX_MESSAGE_SIZE, make_framer
 from .checks import check_callable, check_host, check_number, check_options, check_port
-from .connection import DEFAULT_SEND_TIMEOUT, Connection, Handler
+from .connection import DEFAULT_SEND_TIMEOUT, Connection
 from .reading import current_reader
 from .sockets import bind_socket, close_quietly, shutdown_quietly
 
 log = logging.getLogger("tcpcom.engine")
 
 DEFAULT_MAX_CONNECTIONS = 4096
+#: seconds the accept thread gives a connection whose peer has hung up to end (see _at_limit)
+PEER_GONE_WAIT = 1.0
 
 
 def _true():
@@ -94,9 +96,9 @@ class Listener(object):
 
     @property
     def connections(self):
-        """A snapshot list of the open connections."""
+        """A snapshot list of the open connections (those not ended or closing)."""
         with self._lock:
-            return list(self._conns.values())
+            return [c for c in self._conns.values() if c.is_open]
 
     @property
     def is_closed(self):
@@ -137,10 +139,27 @@ class Listener(object):
                 pass
             self._release()
 
+    def _at_limit(self):
+        """True if ``max_connections`` connections are still open.
+
+        At the limit, a connection whose peer has already hung up does not
+        count: its reader is given a moment (bounded) to see the end, so that
+        its closing event is posted before the next connection's first event
+        (a client that asks one question per connection is never refused
+        because the server has not yet noticed the previous one leave).
+        """
+        if self.max_connections is None:
+            return False
+        live = self.connections
+        if len(live) < self.max_connections:
+            return False
+        for conn in live:
+            if conn.peer_closed():
+                conn.wait_closed(PEER_GONE_WAIT)
+        return len(self.connections) >= self.max_connections
+
     def _accepted(self, sock, addr):
-        with self._lock:
-            refuse = self._closing or (self.max_connections is not None
-                                       and len(self._conns) >= self.max_connections)
+        refuse = self._closing or self._at_limit()
         if refuse:
             self._refuse(sock)
             if not self._closing:
@@ -157,7 +176,7 @@ class Listener(object):
         with self._lock:
             self._conns[conn.id] = conn
             self._active += 1
-        conn._handler = _PendingHandler(self, conn)
+        conn.handler = _PendingHandler(self, conn)
         conn.start()
 
     @staticmethod
@@ -172,7 +191,8 @@ class Listener(object):
             log.warning("listener on port %d refused %s: %d connections is the maximum",
                         self.port, addr[0], self.max_connections)
 
-    def _connection_done(self, conn):
+    def connection_done(self, conn):
+        """Called by a connection of this listener when its closing event is delivered: frees its slot."""
         with self._lock:
             self._conns.pop(conn.id, None)
         self._release()
@@ -182,18 +202,20 @@ class Listener(object):
             self._active -= 1
             last = self._active == 0
         if last and self.on_closed is not None:
-            # The last thread out delivers the final event itself, or waits
-            # for its delivery: a non-daemon listener must not let the
-            # program exit before it.
+            # Posted, not waited for: the thread that closes may be inside one
+            # of this listener's callbacks.  The dispatcher delivers what is
+            # pending before the program ends (dispatch.drain_at_exit).
             self.executor.post(self.on_closed, (), True, _true)
-            self.executor.wait_idle(5.0)
 
     def close(self):
         """Stop accepting and close every connection; safe to call twice.
 
-        Returns once the accept thread and every connection's reader have
-        ended (from inside a callback on a reader thread: without waiting).
-        ``on_closed`` is posted when the last of them is done.
+        Returns once the accept thread has ended (from inside a callback on
+        a reader thread: without waiting; the port is free either way) and
+        every connection's closing event was posted.  Each connection closes
+        gracefully: its reader lingers until the peer has closed too
+        (bounded, see :mod:`tcpcom.engine.connection`); nobody waits for it.
+        ``on_closed`` is posted when the last closing event was delivered.
         """
         with self._lock:
             if self._closing:
@@ -216,7 +238,9 @@ class Listener(object):
                 close_listening(self.sock)
             except (socket.error, OSError):
                 pass
-        for conn in self.connections:
+        with self._lock:  # also those the peer ended whose closing event is not delivered yet
+            conns = list(self._conns.values())
+        for conn in conns:
             conn.close()
 
 
@@ -243,11 +267,11 @@ class _PendingHandler(object):
             # inline: when the listener's executor is idle this thread runs
             # on_connection itself (still one at a time with the listener's
             # other callbacks) instead of waking a pool thread and waiting
-            self.listener.executor.post(self._choose, (done,), True, conn._is_closing)
+            self.listener.executor.post(self._choose, (done,), True, conn.is_done)
             while not done.wait(0.05):
                 if not conn.is_open:
                     break
-        h = conn._handler
+        h = conn.handler
         if h is not self:
             h.connection_made(conn)
 
@@ -258,12 +282,12 @@ class _PendingHandler(object):
             result = fn(conn) if fn is not None else None
             if result is not None:
                 conn.handler = result
-            elif conn._handler is self:
+            elif conn.handler is self:
                 conn.handler = None
         except Exception:
             log.exception("on_connection raised; closing %r", conn)
-            conn._handler = Handler()
-            conn._shutdown(None)
+            conn.handler = None
+            conn.close()
         finally:
             done.set()
 

@@ -102,3 +102,16 @@ def close_quietly(sock):
         sock.close()
     except (socket.error, OSError):
         pass
+
+
+def peer_has_closed(sock):
+    """True if the peer has closed its side and nothing unread is left (a look; nothing is read).
+
+    Safe while another thread reads the socket: data that is there stays there.
+    """
+    try:
+        return wait_readable(sock, 0) and sock.recv(1, socket.MSG_PEEK) == b""
+    except (socket.error, OSError):
+        return True  # reset
+    except Exception:  # an interpreter without MSG_PEEK: we cannot tell
+        return False

@@ -17,6 +17,9 @@ WARMUP = 20
 def measure_cycles(cycle, n, figures):
     for i in range(WARMUP):
         cycle(i)
+    # a closed connection's reader lingers until the peer has closed too (ms here): let the
+    # last warm-up cycle's readers end before counting
+    settle(lambda: not [t for t in own_threads() if t.startswith("tcpcom-conn")])
     gc.collect()
     tracemalloc.start()
     try:
