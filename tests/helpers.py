@@ -3,55 +3,9 @@ import socket
 import threading
 import time
 
+from testkit import Recorder  # noqa: F401  (the tests import it from here)
+
 DEADLINE = 10.0  # generous: CI machines are small and loaded; waits end as soon as satisfied
-
-
-class Recorder(object):
-    """A stateChanged(state, msg) callback that remembers every call."""
-
-    def __init__(self, name="rec"):
-        self.name = name
-        self.events = []
-        self.cond = threading.Condition()
-        self.threads = set()
-        self.active = 0
-        self.overlap = False
-
-    def __call__(self, state, msg):
-        with self.cond:
-            self.active += 1
-            if self.active > 1:
-                self.overlap = True
-            self.events.append((state, msg))
-            self.threads.add(threading.current_thread().name)
-            self.cond.notify_all()
-        with self.cond:
-            self.active -= 1
-
-    def states(self):
-        with self.cond:
-            return [s for s, _ in self.events]
-
-    def messages(self, state="MESSAGE"):
-        with self.cond:
-            return [m for s, m in self.events if s == state]
-
-    def wait_for(self, predicate, timeout=DEADLINE):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while not predicate(self.events):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError("%s: timed out; events so far: %r" % (self.name, self.events))
-                self.cond.wait(left)
-            return list(self.events)
-
-    def wait_state(self, state, count=1, timeout=DEADLINE):
-        return self.wait_for(lambda ev: sum(1 for s, _ in ev if s == state) >= count, timeout)
-
-    def wait_messages(self, n, timeout=DEADLINE):
-        self.wait_for(lambda ev: sum(1 for s, _ in ev if s == "MESSAGE") >= n, timeout)
-        return self.messages()
 
 
 def wait_until(predicate, timeout=DEADLINE, interval=0.005):

@@ -6,46 +6,34 @@ import threading
 import pytest
 
 from helpers import DEADLINE, engine_threads, raw_client, recv_until, wait_until
+from testkit import CallLog
 from tcpcom.dispatch import EventPump, SerialExecutor
 from tcpcom.engine import (Connection, ConnectionClosedError, Handler, Listener, PortInUseError,
                            ReadTimeout, connect)
 
 
-class Log(Handler):
-    """Records every handler call; wait() with a deadline."""
+class Log(Handler, CallLog):
+    """Records every handler call; wait() with a deadline; ``overlap`` if two ever ran at once."""
 
     def __init__(self, conn=None):
         Handler.__init__(self, conn)
-        self.calls = []
-        self.cond = threading.Condition()
-        self.active = 0
-        self.overlap = False
-
-    def _add(self, item):
-        with self.cond:
-            self.active += 1
-            self.overlap = self.overlap or self.active > 1
-            self.calls.append(item)
-            self.cond.notify_all()
-            self.active -= 1
+        CallLog.__init__(self, "log")
+        self.calls = self.events
 
     def connection_made(self, conn):
-        self._add(("made", conn.id))
+        self.record("made", conn.id)
 
     def message_received(self, conn, message):
-        self._add(("msg", message))
+        self.record("msg", message)
 
     def connection_lost(self, conn, reason):
-        self._add(("lost", reason))
+        self.record("lost", reason)
 
     def messages(self):
-        return [m for k, m in self.calls if k == "msg"]
+        return CallLog.messages(self, "msg")
 
     def wait(self, pred, timeout=DEADLINE):
-        with self.cond:
-            ok = self.cond.wait_for(lambda: pred(self.calls), timeout)
-        assert ok, "timed out; calls: %r" % (self.calls,)
-        return self.calls
+        return self.wait_for(pred, timeout)
 
 
 def lost(calls):
@@ -73,6 +61,7 @@ def test_many_connections_each_with_its_own_handler(echo_listener):
     for i, (c, h) in enumerate(clients):
         h.wait(lambda calls: len([1 for k, _ in calls if k == "msg"]) >= 5)
         assert h.messages() == ["c%d-r%d" % (i, r) for r in range(5)]
+        assert not h.overlap
     assert len(echo_listener.connections) == 20
     ids = set(c.id for c in echo_listener.connections)
     assert len(ids) == 20

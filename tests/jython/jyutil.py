@@ -13,66 +13,18 @@ import sys
 import threading
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+TESTS = os.path.dirname(HERE)
+ROOT = os.path.dirname(TESTS)
+for _path in (TESTS, ROOT):  # ROOT first: the tcpcom of this tree; TESTS: the shared testkit
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 from tcpcom._compat import JYTHON, PY2, monotonic, queue, text_type  # noqa: E402,F401
+from testkit import Recorder  # noqa: E402,F401
 
 #: seconds any single wait may take before the test fails
 DEADLINE = 15.0
 IMPL = "Jython" if JYTHON else "CPython"
-
-
-class Recorder(object):
-    """A ``stateChanged(state, msg)`` callback that remembers every call."""
-
-    def __init__(self, name="rec", on_event=None):
-        self.name = name
-        self.events = []
-        self.cond = threading.Condition()
-        self.on_event = on_event
-        self.overlap = False
-        self._active = 0
-
-    def __call__(self, state, msg):
-        with self.cond:
-            self._active += 1
-            if self._active > 1:
-                self.overlap = True
-            self.events.append((state, msg))
-            self.cond.notify_all()
-        try:
-            if self.on_event is not None:
-                self.on_event(state, msg)
-        finally:
-            with self.cond:
-                self._active -= 1
-
-    def states(self):
-        with self.cond:
-            return [s for s, _ in self.events]
-
-    def messages(self, state="MESSAGE"):
-        with self.cond:
-            return [m for s, m in self.events if s == state]
-
-    def wait_for(self, predicate, timeout=DEADLINE):
-        deadline = monotonic() + timeout
-        with self.cond:
-            while not predicate(self.events):
-                left = deadline - monotonic()
-                if left <= 0:
-                    raise AssertionError("%s: timed out; events so far: %r" % (self.name, self.events))
-                self.cond.wait(min(left, 0.5))
-            return list(self.events)
-
-    def wait_state(self, state, count=1, timeout=DEADLINE):
-        return self.wait_for(lambda ev: sum(1 for s, _ in ev if s == state) >= count, timeout)
-
-    def wait_messages(self, n, timeout=DEADLINE):
-        self.wait_for(lambda ev: sum(1 for s, _ in ev if s == "MESSAGE") >= n, timeout)
-        return self.messages()
 
 
 def wait_until(predicate, timeout=DEADLINE, what="condition"):
