@@ -28,6 +28,51 @@ DEADLINE = 15.0 if JYTHON else 10.0
 HOLD = 0.0005
 
 
+def wait_until(predicate, timeout=DEADLINE, what="condition"):
+    """Poll ``predicate`` (every 5 ms) until true; fail after ``timeout`` s."""
+    deadline = monotonic() + timeout
+    pause = threading.Event()
+    while not predicate():
+        if monotonic() > deadline:
+            raise AssertionError("%s not met within %.1f s" % (what, timeout))
+        pause.wait(0.005)
+
+
+def raw_client(port, host="127.0.0.1"):
+    """A plain socket connected to ``port`` (timeouts: DEADLINE)."""
+    s = socket.create_connection((host, port), DEADLINE)
+    s.settimeout(DEADLINE)
+    return s
+
+
+def raw_listener():
+    """A plain listening socket on 127.0.0.1, port 0 (an 'original tcpcom' stand-in)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    s.listen(5)
+    s.settimeout(DEADLINE)
+    return s
+
+
+def recv_until(sock, n_delims, delim=b"\0"):
+    """Read until ``n_delims`` delimiters arrived (or the peer closed)."""
+    data = b""
+    while data.count(delim) < n_delims:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def engine_threads():
+    """Names of the live threads of one object (not the shared dispatch pool, watchdog or spares)."""
+    return sorted(t.name for t in threading.enumerate()
+                  if t.name.startswith("tcpcom-")
+                  and not t.name.startswith(("tcpcom-dispatch", "tcpcom-watchdog", "tcpcom-spare")))
+
+
 class OverlapMeter(object):
     """Counts the threads inside a section at once: ``with meter: ...``.
 
