@@ -7,7 +7,7 @@ import pytest
 
 from helpers import DEADLINE, engine_threads, raw_client, recv_until, wait_until
 from testkit import CallLog
-from tcpcom.dispatch import EventPump, SerialExecutor
+from tcpcom.dispatch import EventPump
 from tcpcom.engine import (Connection, ConnectionClosedError, Handler, Listener, PortInUseError,
                            ReadTimeout, connect)
 
@@ -327,40 +327,6 @@ def test_request_from_inside_own_callback_does_not_deadlock(echo_listener):
     wait_until(lambda: len(answers) == 3)
     assert answers == ["inner", "start", "inner"]
     c.close()
-
-
-def test_executor_order_and_reentrant_post():
-    ex = SerialExecutor()
-    out = []
-    done = threading.Event()
-
-    def first():
-        ex.post(out.append, ("nested",))
-        out.append("first")
-    ex.post(first)
-    ex.post(out.append, ("second",))
-    ex.post(done.set)
-    assert done.wait(DEADLINE)
-    assert out == ["first", "second", "nested"]
-
-
-def test_executor_back_pressure_bounds_the_queue():
-    pump = EventPump()
-    ex = SerialExecutor(pump, max_pending=5)
-    posted = []
-
-    def reader():
-        for i in range(20):
-            ex.post(lambda: None, (), True, lambda: False)
-            posted.append(i)
-    t = threading.Thread(target=reader)
-    t.start()
-    wait_until(lambda: len(posted) >= 5)
-    t.join(0.1)
-    assert t.is_alive() and len(posted) <= 7  # waiting for room, not queueing without bound
-    while t.is_alive():
-        pump.pump(0.05)
-    assert len(posted) == 20
 
 
 def test_connect_unresolvable_and_refused():
