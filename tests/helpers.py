@@ -1,6 +1,122 @@
+# -*- coding: utf-8 -*-
 """Helpers of the pytest suite (CPython 3).
 
 The helpers the Jython suite uses too live in testkit.py (standard library,
 Python 2.7 syntax) and are imported here under the names the tests use.
 """
+import http.client
+import threading
+import urllib.error
+import urllib.request
+
 from testkit import DEADLINE, Recorder, engine_threads, raw_client, recv_until, wait_until  # noqa: F401
+from tcpcom.httpserver import HTTPListener
+
+
+# -- HTTP over loopback (test_http.py, test_httpserver.py; the served fixture: conftest.py) --
+
+#: text with umlauts, an emoji (4 UTF-8 bytes), a dash and a fraction
+TEXT = u"Grüße aus Zürich 😀 – ½"
+
+
+class Served(object):
+    """An HTTPListener on 127.0.0.1 whose app records the requests it sees."""
+
+    def __init__(self, reply=None, **options):
+        self.requests = []
+        self.conns = []
+        self.cond = threading.Condition()
+        self.reply = reply or (lambda request, conn: "ok " + request.path)
+        options.setdefault("host", "127.0.0.1")
+        self.server = HTTPListener(0, self._app, **options)
+        self.port = self.server.port
+
+    def _app(self, request, conn):
+        with self.cond:
+            self.requests.append(request)
+            self.conns.append(conn.id)
+            self.cond.notify_all()
+        return self.reply(request, conn)
+
+    def url(self, path="/"):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def http(self):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=DEADLINE)
+
+    def wait_requests(self, n):
+        with self.cond:
+            assert self.cond.wait_for(lambda: len(self.requests) >= n, DEADLINE), self.requests
+            return list(self.requests)
+
+    def close(self):
+        self.server.close()
+
+
+def get(url, data=None, method=None):
+    """(status, headers, body bytes) for any status."""
+    req = urllib.request.Request(url, data, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=DEADLINE) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        with e:
+            return e.code, e.headers, e.read()
+
+
+def read_responses(sock, methods):
+    """Read one response per entry of ``methods`` (the request methods, for HEAD)
+    from a raw socket; returns ([(status, headers, body)], rest, eof)."""
+    buf = b""
+    out = []
+    eof = False
+    while len(out) < len(methods):
+        while len(out) < len(methods):
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                break
+            lines = buf[:end].decode("latin-1").split("\r\n")
+            status = int(lines[0].split(" ")[1])
+            headers = dict((k.lower(), v) for k, v in (line.split(": ", 1) for line in lines[1:]))
+            if methods[len(out)] == "HEAD" or status in (100, 204, 304):
+                length = 0
+            else:
+                length = int(headers.get("content-length", "0"))
+            if len(buf) < end + 4 + length:
+                break
+            out.append((status, headers, buf[end + 4:end + 4 + length]))
+            buf = buf[end + 4 + length:]
+        if len(out) == len(methods):
+            break
+        chunk = sock.recv(65536)
+        if not chunk:
+            eof = True
+            break
+        buf += chunk
+    return out, buf, eof
+
+
+def read_to_eof(sock):
+    """All the peer sends until it closes."""
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def raw_exchange(port, data, methods=("GET",)):
+    """Send raw ``data`` on a new connection; read_responses() for ``methods``."""
+    s = raw_client(port)
+    try:
+        s.sendall(data)
+        return read_responses(s, list(methods))
+    finally:
+        s.close()
+
+
+def check_still_serving(port):
+    """The server on ``port`` still answers a request with 200."""
+    status, _, body = get("http://127.0.0.1:%d/alive" % port)
+    assert status == 200, status

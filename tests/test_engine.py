@@ -5,11 +5,11 @@ import threading
 
 import pytest
 
-from helpers import DEADLINE, engine_threads, raw_client, recv_until, wait_until
+from helpers import DEADLINE, engine_threads, raw_client, read_to_eof, recv_until, wait_until
 from testkit import CallLog
 from tcpcom.dispatch import EventPump
-from tcpcom.engine import (Connection, ConnectionClosedError, Handler, Listener, PortInUseError,
-                           ReadTimeout, connect)
+from tcpcom.engine import (Connection, ConnectionClosedError, DeadlineExceeded, Handler, Listener,
+                           PortInUseError, ReadTimeout, connect)
 
 
 class Log(Handler, CallLog):
@@ -408,3 +408,82 @@ def test_watchdog_is_woken_only_for_a_deadline_earlier_than_its_own_wake_up():
     assert not first.checked.is_set() and not later.checked.is_set()
     first._state = later._state = "closed"
     wd.forget()
+
+
+# -- deadlines and the event pump (from test_http.py: added with the HTTP server) --------------
+
+def test_set_deadline_sends_the_farewell_and_closes():
+    lost = []
+    done = threading.Event()
+
+    class H(object):
+        def connection_made(self, conn):
+            conn.set_deadline(0.1, b"bye\n", "test deadline")
+
+        def message_received(self, conn, message):
+            pass
+
+        def connection_lost(self, conn, reason):
+            lost.append(reason)
+            done.set()
+    lst = Listener(0, lambda conn: H(), host="127.0.0.1")
+    try:
+        sock = raw_client(lst.port)
+        sock.sendall(b"data that does not restart the clock")
+        assert read_to_eof(sock) == b"bye\n"
+        sock.close()
+        assert done.wait(DEADLINE)
+        assert isinstance(lost[0], DeadlineExceeded) and "test deadline" in str(lost[0])
+    finally:
+        lst.close()
+
+
+def test_set_deadline_none_cancels():
+    events = []
+    armed = threading.Event()
+
+    class H(object):
+        def connection_made(self, conn):
+            conn.set_deadline(0.2)
+            armed.set()
+
+        def message_received(self, conn, message):
+            conn.set_deadline(None)
+            threading.Event().wait(0.5)  # well past the cancelled deadline
+            conn.send(b"still open")
+
+        def connection_lost(self, conn, reason):
+            events.append(reason)
+    lst = Listener(0, lambda conn: H(), host="127.0.0.1", framing=None, encoding=None)
+    try:
+        sock = raw_client(lst.port)
+        assert armed.wait(DEADLINE)
+        sock.sendall(b"x")
+        assert sock.recv(100) == b"still open"
+        sock.close()
+        wait_until(lambda: events)
+        assert events == [None]
+    finally:
+        lst.close()
+
+
+def test_engine_listener_with_an_event_pump_and_per_connection_executors():
+    # on_connection runs on the pumping thread; choosing the handler must not wait for the pump
+    from tcpcom.dispatch import EventPump
+    from tcpcom.engine import Handler
+    pump = EventPump()
+    got = []
+
+    class Echo(Handler):
+        def message_received(self, conn, message):
+            got.append(message)
+            conn.send_message(message.upper())
+    lst = Listener(0, lambda conn: Echo(), host="127.0.0.1", dispatcher=pump)
+    try:
+        sock = raw_client(lst.port)
+        sock.sendall(b"hi\0")
+        assert pump.pump_until(lambda: got, DEADLINE)
+        assert sock.recv(10) == b"HI\0"
+        sock.close()
+    finally:
+        lst.close()
