@@ -9,7 +9,8 @@ import threading
 import urllib.error
 import urllib.request
 
-from testkit import DEADLINE, Recorder, engine_threads, raw_client, recv_until, wait_until  # noqa: F401
+from testkit import (DEADLINE, CallLog, OverlapMeter, Recorder, engine_threads, raw_client,  # noqa: F401
+                     recv_until, wait_until)
 from tcpcom.httpserver import HTTPListener
 
 

@@ -5,8 +5,7 @@ import threading
 
 import pytest
 
-from helpers import DEADLINE, engine_threads, raw_client, read_to_eof, recv_until, wait_until
-from testkit import CallLog
+from helpers import DEADLINE, CallLog, engine_threads, raw_client, read_to_eof, recv_until, wait_until
 from tcpcom.dispatch import EventPump
 from tcpcom.engine import (Connection, ConnectionClosedError, DeadlineExceeded, Handler, Listener,
                            PortInUseError, ReadTimeout, connect)
@@ -179,28 +178,18 @@ def test_read_timeout_closes_an_idle_connection():
 
 
 def test_serialize_runs_handlers_one_at_a_time():
-    state = {"active": 0, "max": 0, "n": 0}
-    lock = threading.Lock()
-    done = threading.Event()
+    slow = CallLog("slow", hold=0.002)  # every call stays 2 ms inside its counted section
 
     class Slow(Handler):
         def message_received(self, conn, message):
-            with lock:
-                state["active"] += 1
-                state["max"] = max(state["max"], state["active"])
-            threading.Event().wait(0.002)
-            with lock:
-                state["active"] -= 1
-                state["n"] += 1
-                if state["n"] == 40:
-                    done.set()
+            slow.record("msg", message)
     lst = Listener(0, Slow, host="127.0.0.1", serialize=True)
     try:
         socks = [raw_client(lst.port) for _ in range(4)]
         for s in socks:
             s.sendall(b"x\0" * 10)
-        assert done.wait(DEADLINE)
-        assert state["max"] == 1
+        slow.wait_messages(40, state="msg")
+        assert slow.meter.most == 1
     finally:
         lst.close()
 

@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from helpers import DEADLINE, TEXT, check_still_serving, get, raw_exchange, wait_until
+from helpers import DEADLINE, TEXT, OverlapMeter, check_still_serving, get, raw_exchange, wait_until
 from tcpcom import HTTPClient, HTTPServer
 from tcpcom.engine import Listener, PortInUseError
 from tcpcom.http import HTTPClientError
@@ -117,27 +117,16 @@ def test_small_limits_are_parameters(tcpcom_server):
 
 def test_state_handler_from_serialized_on_sent_does_not_overlap_handlers(tcpcom_server):
     log = []
-    lock = threading.Lock()
-    state = {"active": 0, "overlap": False}
-
-    def enter(name):
-        with lock:
-            state["active"] += 1
-            state["overlap"] = state["overlap"] or state["active"] > 1
-            log.append(name)
-
-    def leave():
-        with lock:
-            state["active"] -= 1
+    meter = OverlapMeter()
 
     def after():
-        enter("after")
-        threading.Event().wait(0.01)
-        leave()
+        with meter:
+            log.append("after")
+            threading.Event().wait(0.01)
 
     def handler(ip, filename, params):
-        enter("handler")
-        leave()
+        with meter:
+            log.append("handler")
         return "x", after
     srv = tcpcom_server(handler)
     threads = [threading.Thread(target=get, args=("http://127.0.0.1:%d/" % srv.getPort(),)) for _ in range(6)]
@@ -146,7 +135,7 @@ def test_state_handler_from_serialized_on_sent_does_not_overlap_handlers(tcpcom_
     for t in threads:
         t.join(DEADLINE * 2)
     wait_until(lambda: log.count("after") == 6)
-    assert not state["overlap"]
+    assert not meter.overlap
 
 
 # -- the tcpcom face ---------------------------------------------------------------------

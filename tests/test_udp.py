@@ -5,12 +5,11 @@ import threading
 
 import pytest
 
-from helpers import DEADLINE, wait_until
+from helpers import DEADLINE, CallLog, wait_until
 from tcpcom.engine import PortInUseError
 from tcpcom.udp import EndpointClosedError, UDPEndpoint, resolve_group
 
 from netutil import loopback_multicast_ok
-from testkit import CallLog
 
 
 class Rec(CallLog):

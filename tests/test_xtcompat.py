@@ -12,7 +12,7 @@ import types
 
 import pytest
 
-from helpers import DEADLINE, raw_client, wait_until
+from helpers import DEADLINE, OverlapMeter, raw_client, wait_until
 from netutil import NetNS, loopback_multicast_ok, netns_available
 import xtcompat
 from xtcompat import *  # noqa: F401,F403  -- as a ported script does
@@ -1020,32 +1020,28 @@ def test_sample_device_plugin_reports_a_port_in_use():
 def test_serialized_events_never_overlap(script, serial):
     # A's event waits (bounded) for B's to start; serialized, B's cannot
     # start until A's returns, so they never overlap.
-    state = {"active": 0, "overlap": False, "order": []}
-    lock = threading.Lock()
+    meter = OverlapMeter()
+    order = []
     b_started = threading.Event()
 
     def data(d, cid, info):
-        with lock:
-            state["active"] += 1
-            state["overlap"] = state["overlap"] or state["active"] > 1
-            state["order"].append(d)
-        if d == "A":
-            b_started.wait(1.0)
-        else:
-            b_started.set()
-        with lock:
-            state["active"] -= 1
+        with meter:
+            order.append(d)
+            if d == "A":
+                b_started.wait(1.0)
+            else:
+                b_started.set()
     XTRegisterHandlers({"XTNewConnection": lambda cid, info: True, "XTDataAvailable": data})
     XTSerializeEvents(serial)
     try:
         lid, port = listen("\n")
         a, b = raw_client(port), raw_client(port)
         a.sendall(b"A\n")
-        wait_until(lambda: state["order"] == ["A"])
+        wait_until(lambda: order == ["A"])
         b.sendall(b"B\n")
-        wait_until(lambda: len(state["order"]) == 2)
-        assert state["order"] == ["A", "B"]
-        assert state["overlap"] is (not serial)
+        wait_until(lambda: len(order) == 2)
+        assert order == ["A", "B"]
+        assert meter.overlap is (not serial)
         a.close()
         b.close()
     finally:
