@@ -5,6 +5,10 @@ The helpers the Jython suite uses too live in testkit.py (standard library,
 Python 2.7 syntax) and are imported here under the names the tests use.
 """
 import http.client
+import os
+import re
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -121,3 +125,58 @@ def check_still_serving(port):
     """The server on ``port`` still answers a request with 200."""
     status, _, body = get("http://127.0.0.1:%d/alive" % port)
     assert status == 200, status
+
+
+# -- child processes (test_samples_cli.py, test_xtcompat.py, test_http.py) --------------------
+
+#: the repository; its samples; the environment of a child Python that imports this tree's tcpcom
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLES = os.path.join(ROOT, "samples")
+ENV = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           PYTHONIOENCODING="utf-8", PYTHONUNBUFFERED="1")
+
+
+class Proc(object):
+    """A child Python (``args`` after the interpreter) whose stdout lines are collected by a thread."""
+
+    def __init__(self, args, stdin=None):
+        self.p = subprocess.Popen([sys.executable] + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                                  env=ENV, cwd=ROOT)
+        self.lines = []
+        self.cond = threading.Condition()
+        if stdin is not None:
+            self.p.stdin.write(stdin.encode("utf-8"))
+            self.p.stdin.close()
+        self.t = threading.Thread(target=self._read)
+        self.t.daemon = True
+        self.t.start()
+
+    def _read(self):
+        for raw in self.p.stdout:
+            with self.cond:
+                self.lines.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
+                self.cond.notify_all()
+
+    def wait_line(self, pattern, timeout=DEADLINE):
+        rx = re.compile(pattern)
+        with self.cond:
+            ok = self.cond.wait_for(lambda: any(rx.search(l) for l in self.lines), timeout)
+            assert ok, "no line matching %r in %r" % (pattern, self.lines)
+            return [rx.search(l) for l in self.lines if rx.search(l)][0]
+
+    def finish(self, timeout=DEADLINE):
+        """Wait for the exit and the last line; returns the exit status.  Killed after
+        ``timeout`` s (TimeoutExpired is raised).  Safe to call again."""
+        try:
+            return self.p.wait(timeout)
+        finally:
+            self.kill()
+            self.t.join(timeout)
+            if not self.t.is_alive():
+                self.p.stdout.close()
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()

@@ -326,7 +326,7 @@ def test_extract_json_from_a_served_json_answer(tcpcom_server):
 def test_sample_sensor_page():
     import os
     import signal
-    from test_samples_cli import SAMPLES, Proc
+    from helpers import SAMPLES, Proc
     p = Proc([os.path.join(SAMPLES, "sensor_page.py"), "0"])
     try:
         port = int(p.wait_line(r"serving on port (\d+)").group(1))
