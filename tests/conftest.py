@@ -12,3 +12,19 @@ def _no_leftover_servers():
     yield
     from tcpcom.tcp import close_all
     close_all()
+
+
+@pytest.fixture
+def served():
+    """``served(reply=None, **options)``: an engine HTTPListener on 127.0.0.1 that records its
+    requests (helpers.Served); ``reply(request, conn)`` answers.  Closed after the test."""
+    from helpers import Served
+    made = []
+
+    def make(reply=None, **options):
+        s = Served(reply, **options)
+        made.append(s)
+        return s
+    yield make
+    for s in made:
+        s.close()

@@ -1,85 +1,182 @@
-"""Test helpers: record callback events and wait for them with deadlines."""
-import socket
+# -*- coding: utf-8 -*-
+"""Helpers of the pytest suite (CPython 3).
+
+The helpers the Jython suite uses too live in testkit.py (standard library,
+Python 2.7 syntax) and are imported here under the names the tests use.
+"""
+import http.client
+import os
+import re
+import subprocess
+import sys
 import threading
-import time
+import urllib.error
+import urllib.request
 
-DEADLINE = 10.0  # generous: CI machines are small and loaded; waits end as soon as satisfied
+from testkit import (DEADLINE, CallLog, OverlapMeter, Recorder, engine_threads, raw_client,  # noqa: F401
+                     recv_until, wait_until)
+from tcpcom.httpserver import HTTPListener
 
 
-class Recorder(object):
-    """A stateChanged(state, msg) callback that remembers every call."""
+# -- HTTP over loopback (test_http.py, test_httpserver.py; the served fixture: conftest.py) --
 
-    def __init__(self, name="rec"):
-        self.name = name
-        self.events = []
+#: text with umlauts, an emoji (4 UTF-8 bytes), a dash and a fraction
+TEXT = u"Grüße aus Zürich 😀 – ½"
+
+
+class Served(object):
+    """An HTTPListener on 127.0.0.1 whose app records the requests it sees."""
+
+    def __init__(self, reply=None, **options):
+        self.requests = []
+        self.conns = []
         self.cond = threading.Condition()
-        self.threads = set()
-        self.active = 0
-        self.overlap = False
+        self.reply = reply or (lambda request, conn: "ok " + request.path)
+        options.setdefault("host", "127.0.0.1")
+        self.server = HTTPListener(0, self._app, **options)
+        self.port = self.server.port
 
-    def __call__(self, state, msg):
+    def _app(self, request, conn):
         with self.cond:
-            self.active += 1
-            if self.active > 1:
-                self.overlap = True
-            self.events.append((state, msg))
-            self.threads.add(threading.current_thread().name)
+            self.requests.append(request)
+            self.conns.append(conn.id)
             self.cond.notify_all()
+        return self.reply(request, conn)
+
+    def url(self, path="/"):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def http(self):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=DEADLINE)
+
+    def wait_requests(self, n):
         with self.cond:
-            self.active -= 1
+            assert self.cond.wait_for(lambda: len(self.requests) >= n, DEADLINE), self.requests
+            return list(self.requests)
 
-    def states(self):
-        with self.cond:
-            return [s for s, _ in self.events]
-
-    def messages(self, state="MESSAGE"):
-        with self.cond:
-            return [m for s, m in self.events if s == state]
-
-    def wait_for(self, predicate, timeout=DEADLINE):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while not predicate(self.events):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError("%s: timed out; events so far: %r" % (self.name, self.events))
-                self.cond.wait(left)
-            return list(self.events)
-
-    def wait_state(self, state, count=1, timeout=DEADLINE):
-        return self.wait_for(lambda ev: sum(1 for s, _ in ev if s == state) >= count, timeout)
-
-    def wait_messages(self, n, timeout=DEADLINE):
-        self.wait_for(lambda ev: sum(1 for s, _ in ev if s == "MESSAGE") >= n, timeout)
-        return self.messages()
+    def close(self):
+        self.server.close()
 
 
-def wait_until(predicate, timeout=DEADLINE, interval=0.005):
-    """Poll ``predicate`` until true; fails the test after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met within %.1f s" % timeout)
-        threading.Event().wait(interval)
+def get(url, data=None, method=None):
+    """(status, headers, body bytes) for any status."""
+    req = urllib.request.Request(url, data, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=DEADLINE) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        with e:
+            return e.code, e.headers, e.read()
 
 
-def raw_client(port, host="127.0.0.1"):
-    s = socket.create_connection((host, port), DEADLINE)
-    s.settimeout(DEADLINE)
-    return s
-
-
-def recv_until(sock, n_delims, delim=b"\0"):
-    data = b""
-    while data.count(delim) < n_delims:
+def read_responses(sock, methods):
+    """Read one response per entry of ``methods`` (the request methods, for HEAD)
+    from a raw socket; returns ([(status, headers, body)], rest, eof)."""
+    buf = b""
+    out = []
+    eof = False
+    while len(out) < len(methods):
+        while len(out) < len(methods):
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                break
+            lines = buf[:end].decode("latin-1").split("\r\n")
+            status = int(lines[0].split(" ")[1])
+            headers = dict((k.lower(), v) for k, v in (line.split(": ", 1) for line in lines[1:]))
+            if methods[len(out)] == "HEAD" or status in (100, 204, 304):
+                length = 0
+            else:
+                length = int(headers.get("content-length", "0"))
+            if len(buf) < end + 4 + length:
+                break
+            out.append((status, headers, buf[end + 4:end + 4 + length]))
+            buf = buf[end + 4 + length:]
+        if len(out) == len(methods):
+            break
         chunk = sock.recv(65536)
         if not chunk:
+            eof = True
             break
+        buf += chunk
+    return out, buf, eof
+
+
+def read_to_eof(sock):
+    """All the peer sends until it closes."""
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
         data += chunk
-    return data
 
 
-def engine_threads():
-    """Names of live threads that belong to one object (not the shared pool/watchdog)."""
-    return sorted(t.name for t in threading.enumerate()
-                  if t.name.startswith("tcpcom-") and not t.name.startswith(("tcpcom-dispatch", "tcpcom-watchdog", "tcpcom-spare")))
+def raw_exchange(port, data, methods=("GET",)):
+    """Send raw ``data`` on a new connection; read_responses() for ``methods``."""
+    s = raw_client(port)
+    try:
+        s.sendall(data)
+        return read_responses(s, list(methods))
+    finally:
+        s.close()
+
+
+def check_still_serving(port):
+    """The server on ``port`` still answers a request with 200."""
+    status, _, body = get("http://127.0.0.1:%d/alive" % port)
+    assert status == 200, status
+
+
+# -- child processes (test_samples_cli.py, test_xtcompat.py, test_http.py) --------------------
+
+#: the repository; its samples; the environment of a child Python that imports this tree's tcpcom
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLES = os.path.join(ROOT, "samples")
+ENV = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           PYTHONIOENCODING="utf-8", PYTHONUNBUFFERED="1")
+
+
+class Proc(object):
+    """A child Python (``args`` after the interpreter) whose stdout lines are collected by a thread."""
+
+    def __init__(self, args, stdin=None):
+        self.p = subprocess.Popen([sys.executable] + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                                  env=ENV, cwd=ROOT)
+        self.lines = []
+        self.cond = threading.Condition()
+        if stdin is not None:
+            self.p.stdin.write(stdin.encode("utf-8"))
+            self.p.stdin.close()
+        self.t = threading.Thread(target=self._read)
+        self.t.daemon = True
+        self.t.start()
+
+    def _read(self):
+        for raw in self.p.stdout:
+            with self.cond:
+                self.lines.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
+                self.cond.notify_all()
+
+    def wait_line(self, pattern, timeout=DEADLINE):
+        rx = re.compile(pattern)
+        with self.cond:
+            ok = self.cond.wait_for(lambda: any(rx.search(l) for l in self.lines), timeout)
+            assert ok, "no line matching %r in %r" % (pattern, self.lines)
+            return [rx.search(l) for l in self.lines if rx.search(l)][0]
+
+    def finish(self, timeout=DEADLINE):
+        """Wait for the exit and the last line; returns the exit status.  Killed after
+        ``timeout`` s (TimeoutExpired is raised).  Safe to call again."""
+        try:
+            return self.p.wait(timeout)
+        finally:
+            self.kill()
+            self.t.join(timeout)
+            if not self.t.is_alive():
+                self.p.stdout.close()
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()

@@ -5,47 +5,34 @@ import threading
 
 import pytest
 
-from helpers import DEADLINE, engine_threads, raw_client, recv_until, wait_until
-from tcpcom.dispatch import EventPump, SerialExecutor
-from tcpcom.engine import (Connection, ConnectionClosedError, Handler, Listener, PortInUseError,
-                           ReadTimeout, connect)
+from helpers import DEADLINE, CallLog, engine_threads, raw_client, read_to_eof, recv_until, wait_until
+from tcpcom.dispatch import EventPump
+from tcpcom.engine import (Connection, ConnectionClosedError, DeadlineExceeded, Handler, Listener,
+                           PortInUseError, ReadTimeout, connect)
 
 
-class Log(Handler):
-    """Records every handler call; wait() with a deadline."""
+class Log(Handler, CallLog):
+    """Records every handler call; wait() with a deadline; ``overlap`` if two ever ran at once."""
 
     def __init__(self, conn=None):
         Handler.__init__(self, conn)
-        self.calls = []
-        self.cond = threading.Condition()
-        self.active = 0
-        self.overlap = False
-
-    def _add(self, item):
-        with self.cond:
-            self.active += 1
-            self.overlap = self.overlap or self.active > 1
-            self.calls.append(item)
-            self.cond.notify_all()
-            self.active -= 1
+        CallLog.__init__(self, "log")
+        self.calls = self.events
 
     def connection_made(self, conn):
-        self._add(("made", conn.id))
+        self.record("made", conn.id)
 
     def message_received(self, conn, message):
-        self._add(("msg", message))
+        self.record("msg", message)
 
     def connection_lost(self, conn, reason):
-        self._add(("lost", reason))
+        self.record("lost", reason)
 
     def messages(self):
-        return [m for k, m in self.calls if k == "msg"]
+        return CallLog.messages(self, "msg")
 
     def wait(self, pred, timeout=DEADLINE):
-        with self.cond:
-            ok = self.cond.wait_for(lambda: pred(self.calls), timeout)
-        assert ok, "timed out; calls: %r" % (self.calls,)
-        return self.calls
+        return self.wait_for(pred, timeout)
 
 
 def lost(calls):
@@ -73,6 +60,7 @@ def test_many_connections_each_with_its_own_handler(echo_listener):
     for i, (c, h) in enumerate(clients):
         h.wait(lambda calls: len([1 for k, _ in calls if k == "msg"]) >= 5)
         assert h.messages() == ["c%d-r%d" % (i, r) for r in range(5)]
+        assert not h.overlap
     assert len(echo_listener.connections) == 20
     ids = set(c.id for c in echo_listener.connections)
     assert len(ids) == 20
@@ -190,28 +178,18 @@ def test_read_timeout_closes_an_idle_connection():
 
 
 def test_serialize_runs_handlers_one_at_a_time():
-    state = {"active": 0, "max": 0, "n": 0}
-    lock = threading.Lock()
-    done = threading.Event()
+    slow = CallLog("slow", hold=0.002)  # every call stays 2 ms inside its counted section
 
     class Slow(Handler):
         def message_received(self, conn, message):
-            with lock:
-                state["active"] += 1
-                state["max"] = max(state["max"], state["active"])
-            threading.Event().wait(0.002)
-            with lock:
-                state["active"] -= 1
-                state["n"] += 1
-                if state["n"] == 40:
-                    done.set()
+            slow.record("msg", message)
     lst = Listener(0, Slow, host="127.0.0.1", serialize=True)
     try:
         socks = [raw_client(lst.port) for _ in range(4)]
         for s in socks:
             s.sendall(b"x\0" * 10)
-        assert done.wait(DEADLINE)
-        assert state["max"] == 1
+        slow.wait_messages(40, state="msg")
+        assert slow.meter.most == 1
     finally:
         lst.close()
 
@@ -356,40 +334,6 @@ def test_request_from_inside_own_callback_does_not_deadlock(echo_listener):
     c.close()
 
 
-def test_executor_order_and_reentrant_post():
-    ex = SerialExecutor()
-    out = []
-    done = threading.Event()
-
-    def first():
-        ex.post(out.append, ("nested",))
-        out.append("first")
-    ex.post(first)
-    ex.post(out.append, ("second",))
-    ex.post(done.set)
-    assert done.wait(DEADLINE)
-    assert out == ["first", "second", "nested"]
-
-
-def test_executor_back_pressure_bounds_the_queue():
-    pump = EventPump()
-    ex = SerialExecutor(pump, max_pending=5)
-    posted = []
-
-    def reader():
-        for i in range(20):
-            ex.post(lambda: None, (), True, lambda: False)
-            posted.append(i)
-    t = threading.Thread(target=reader)
-    t.start()
-    wait_until(lambda: len(posted) >= 5)
-    t.join(0.1)
-    assert t.is_alive() and len(posted) <= 7  # waiting for room, not queueing without bound
-    while t.is_alive():
-        pump.pump(0.05)
-    assert len(posted) == 20
-
-
 def test_connect_unresolvable_and_refused():
     with pytest.raises(socket.gaierror):
         connect("no-such-host.invalid", 80, Log())
@@ -475,3 +419,82 @@ def test_watchdog_is_woken_only_for_a_deadline_earlier_than_its_own_wake_up():
     first.ended = later.ended = True
     wd.forget(first)
     wd.forget(later)
+
+
+# -- deadlines and the event pump (from test_http.py: added with the HTTP server) --------------
+
+def test_set_deadline_sends_the_farewell_and_closes():
+    lost = []
+    done = threading.Event()
+
+    class H(object):
+        def connection_made(self, conn):
+            conn.set_deadline(0.1, b"bye\n", "test deadline")
+
+        def message_received(self, conn, message):
+            pass
+
+        def connection_lost(self, conn, reason):
+            lost.append(reason)
+            done.set()
+    lst = Listener(0, lambda conn: H(), host="127.0.0.1")
+    try:
+        sock = raw_client(lst.port)
+        sock.sendall(b"data that does not restart the clock")
+        assert read_to_eof(sock) == b"bye\n"
+        sock.close()
+        assert done.wait(DEADLINE)
+        assert isinstance(lost[0], DeadlineExceeded) and "test deadline" in str(lost[0])
+    finally:
+        lst.close()
+
+
+def test_set_deadline_none_cancels():
+    events = []
+    armed = threading.Event()
+
+    class H(object):
+        def connection_made(self, conn):
+            conn.set_deadline(0.2)
+            armed.set()
+
+        def message_received(self, conn, message):
+            conn.set_deadline(None)
+            threading.Event().wait(0.5)  # well past the cancelled deadline
+            conn.send(b"still open")
+
+        def connection_lost(self, conn, reason):
+            events.append(reason)
+    lst = Listener(0, lambda conn: H(), host="127.0.0.1", framing=None, encoding=None)
+    try:
+        sock = raw_client(lst.port)
+        assert armed.wait(DEADLINE)
+        sock.sendall(b"x")
+        assert sock.recv(100) == b"still open"
+        sock.close()
+        wait_until(lambda: events)
+        assert events == [None]
+    finally:
+        lst.close()
+
+
+def test_engine_listener_with_an_event_pump_and_per_connection_executors():
+    # on_connection runs on the pumping thread; choosing the handler must not wait for the pump
+    from tcpcom.dispatch import EventPump
+    from tcpcom.engine import Handler
+    pump = EventPump()
+    got = []
+
+    class Echo(Handler):
+        def message_received(self, conn, message):
+            got.append(message)
+            conn.send_message(message.upper())
+    lst = Listener(0, lambda conn: Echo(), host="127.0.0.1", dispatcher=pump)
+    try:
+        sock = raw_client(lst.port)
+        sock.sendall(b"hi\0")
+        assert pump.pump_until(lambda: got, DEADLINE)
+        assert sock.recv(10) == b"HI\0"
+        sock.close()
+    finally:
+        lst.close()

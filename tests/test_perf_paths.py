@@ -2,7 +2,7 @@
 import logging
 import threading
 
-from helpers import DEADLINE, Recorder, raw_client, recv_until, wait_until
+from helpers import DEADLINE, CallLog, Recorder, raw_client, recv_until, wait_until
 from tcpcom import TCPClient, TCPServer
 from tcpcom.engine import BIG_SEND, Handler, Listener, connect
 
@@ -146,27 +146,18 @@ def test_wait_closed_before_and_after_the_close():
 
 
 def test_on_connection_runs_one_at_a_time_even_when_run_inline():
-    active = [0]
-    overlap = [False]
-    seen = []
-    lock = threading.Lock()
+    seen = CallLog("on_connection", hold=0.002)  # widen the window a concurrent call would need
 
     def on_connection(conn):
-        with lock:
-            active[0] += 1
-            overlap[0] = overlap[0] or active[0] > 1
-        threading.Event().wait(0.002)  # widen the window a concurrent call would need
-        with lock:
-            active[0] -= 1
-            seen.append(conn.id)
+        seen.record("conn", conn.id)
         return None
 
     listener = Listener(0, on_connection, host="127.0.0.1")
     socks = []
     try:
         socks = [raw_client(listener.port) for _ in range(20)]
-        wait_until(lambda: len(seen) == 20)
-        assert not overlap[0]
+        seen.wait_messages(20, state="conn")
+        assert not seen.overlap
     finally:
         for s in socks:
             s.close()

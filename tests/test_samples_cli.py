@@ -7,59 +7,9 @@ import sys
 import threading
 
 
-from helpers import DEADLINE, raw_client, recv_until
+from helpers import DEADLINE, ENV, ROOT, SAMPLES, Proc, raw_client, recv_until
 from tcpcom import TCPClient, TCPServer
 from tcpcom._version import __version__
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SAMPLES = os.path.join(ROOT, "samples")
-ENV = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           PYTHONIOENCODING="utf-8", PYTHONUNBUFFERED="1")
-
-
-class Proc(object):
-    """A child process whose stdout lines are collected by a thread."""
-
-    def __init__(self, args, stdin=None):
-        self.p = subprocess.Popen([sys.executable] + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                                  env=ENV, cwd=ROOT)
-        self.lines = []
-        self.cond = threading.Condition()
-        if stdin is not None:
-            self.p.stdin.write(stdin.encode("utf-8"))
-            self.p.stdin.close()
-        self.t = threading.Thread(target=self._read)
-        self.t.daemon = True
-        self.t.start()
-
-    def _read(self):
-        for raw in self.p.stdout:
-            with self.cond:
-                self.lines.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
-                self.cond.notify_all()
-
-    def wait_line(self, pattern, timeout=DEADLINE):
-        rx = re.compile(pattern)
-        with self.cond:
-            ok = self.cond.wait_for(lambda: any(rx.search(l) for l in self.lines), timeout)
-            assert ok, "no line matching %r in %r" % (pattern, self.lines)
-            return [rx.search(l) for l in self.lines if rx.search(l)][0]
-
-    def finish(self, timeout=DEADLINE):
-        try:
-            code = self.p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            raise
-        self.t.join(timeout)
-        return code
-
-    def kill(self):
-        if self.p.poll() is None:
-            self.p.kill()
-            self.p.wait()
-
 
 def test_cli_demo_runs_and_exits_by_itself():
     p = Proc(["-m", "tcpcom", "demo"])

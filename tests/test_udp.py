@@ -5,41 +5,35 @@ import threading
 
 import pytest
 
-from helpers import DEADLINE, wait_until
+from helpers import DEADLINE, CallLog, wait_until
 from tcpcom.engine import PortInUseError
 from tcpcom.udp import EndpointClosedError, UDPEndpoint, resolve_group
 
 from netutil import loopback_multicast_ok
 
 
-class Rec(object):
-    """A UDP handler that records what it gets."""
+class Rec(CallLog):
+    """A UDP handler that records what it gets; ``overlap`` if two calls ever ran at once."""
 
     def __init__(self):
-        self.datagrams = []
-        self.closed = []
-        self.cond = threading.Condition()
-        self.active = 0
-        self.overlap = False
+        CallLog.__init__(self, "udp")
 
     def datagram_received(self, endpoint, data, address):
-        with self.cond:
-            self.active += 1
-            self.overlap = self.overlap or self.active > 1
-            self.datagrams.append((data, address))
-            self.cond.notify_all()
-            self.active -= 1
+        self.record("datagram", (data, address))
 
     def endpoint_closed(self, endpoint, reason):
-        with self.cond:
-            self.closed.append(reason)
-            self.cond.notify_all()
+        self.record("closed", reason)
+
+    @property
+    def datagrams(self):
+        return self.messages("datagram")
+
+    @property
+    def closed(self):
+        return self.messages("closed")
 
     def wait(self, n, timeout=DEADLINE):
-        with self.cond:
-            ok = self.cond.wait_for(lambda: len(self.datagrams) >= n, timeout)
-        assert ok, "timed out; got %r" % (self.datagrams,)
-        return list(self.datagrams)
+        return self.wait_messages(n, timeout, "datagram")
 
 
 def raw_udp(host="127.0.0.1"):

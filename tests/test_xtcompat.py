@@ -3,6 +3,7 @@ import errno
 import logging
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -12,7 +13,7 @@ import types
 
 import pytest
 
-from helpers import DEADLINE, raw_client, wait_until
+from helpers import DEADLINE, OverlapMeter, Proc, raw_client, wait_until
 from netutil import NetNS, loopback_multicast_ok, netns_available
 import xtcompat
 from xtcompat import *  # noqa: F401,F403  -- as a ported script does
@@ -891,41 +892,18 @@ SAMPLE = os.path.join(ROOT, "samples", "xtension_device_plugin.py")
 SLOW = 20.0  # a child Python may start slowly on a loaded machine
 
 
-class Plugin(object):
-    """The sample plugin in a child process; its stdout lines are collected."""
+class Plugin(Proc):
+    """The sample plugin in a child process; its stdout lines are collected (helpers.Proc)."""
 
     def __init__(self, args):
-        env = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8")
-        self.p = subprocess.Popen([sys.executable, SAMPLE] + args, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-        self.lines = []
-        self.cond = threading.Condition()
-        self.t = threading.Thread(target=self._read)
-        self.t.daemon = True
-        self.t.start()
+        Proc.__init__(self, [SAMPLE] + args)
 
-    def _read(self):
-        for raw in self.p.stdout:
-            with self.cond:
-                self.lines.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
-                self.cond.notify_all()
-
-    def wait_line(self, needle, timeout=None):
-        timeout = timeout or SLOW
-        with self.cond:
-            ok = self.cond.wait_for(lambda: any(needle in line for line in self.lines), timeout)
-            assert ok, "no line with %r in %r" % (needle, self.lines)
-            return [line for line in self.lines if needle in line][0]
+    def wait_line(self, needle, timeout=SLOW):
+        """The first line that contains ``needle``."""
+        return Proc.wait_line(self, re.escape(needle), timeout).string
 
     def finish(self, timeout=SLOW):
-        try:
-            return self.p.wait(timeout)
-        finally:
-            if self.p.poll() is None:
-                self.p.kill()
-                self.p.wait()
-            self.t.join(timeout)
-            self.p.stdout.close()
+        return Proc.finish(self, timeout)
 
 
 def read_lines(sock, n):
@@ -1020,32 +998,28 @@ def test_sample_device_plugin_reports_a_port_in_use():
 def test_serialized_events_never_overlap(script, serial):
     # A's event waits (bounded) for B's to start; serialized, B's cannot
     # start until A's returns, so they never overlap.
-    state = {"active": 0, "overlap": False, "order": []}
-    lock = threading.Lock()
+    meter = OverlapMeter()
+    order = []
     b_started = threading.Event()
 
     def data(d, cid, info):
-        with lock:
-            state["active"] += 1
-            state["overlap"] = state["overlap"] or state["active"] > 1
-            state["order"].append(d)
-        if d == "A":
-            b_started.wait(1.0)
-        else:
-            b_started.set()
-        with lock:
-            state["active"] -= 1
+        with meter:
+            order.append(d)
+            if d == "A":
+                b_started.wait(1.0)
+            else:
+                b_started.set()
     XTRegisterHandlers({"XTNewConnection": lambda cid, info: True, "XTDataAvailable": data})
     XTSerializeEvents(serial)
     try:
         lid, port = listen("\n")
         a, b = raw_client(port), raw_client(port)
         a.sendall(b"A\n")
-        wait_until(lambda: state["order"] == ["A"])
+        wait_until(lambda: order == ["A"])
         b.sendall(b"B\n")
-        wait_until(lambda: len(state["order"]) == 2)
-        assert state["order"] == ["A", "B"]
-        assert state["overlap"] is (not serial)
+        wait_until(lambda: len(order) == 2)
+        assert order == ["A", "B"]
+        assert meter.overlap is (not serial)
         a.close()
         b.close()
     finally:

@@ -5,13 +5,12 @@ import threading
 
 import pytest
 
-from helpers import DEADLINE
+from helpers import DEADLINE, CallLog, get
 from xtcompat import *  # noqa: F401,F403  -- as a ported script does
 
 try:
-    from urllib.error import HTTPError
     from urllib.parse import urlencode
-    from urllib.request import Request, urlopen
+    from urllib.request import urlopen
 except ImportError:  # pragma: no cover
     pass
 
@@ -41,19 +40,10 @@ def url(lid, path):
     return "http://127.0.0.1:%d%s" % (XTGetListenerPort(lid), path)
 
 
-def fetch(u, data=None, method=None):
-    req = Request(u, data=data, method=method)
-    try:
-        r = urlopen(req, timeout=DEADLINE)
-        return r.status, r.headers, r.read()
-    except HTTPError as e:
-        return e.code, e.headers, e.read()
-
-
 def test_page_request_gets_path_and_info(pages):
     lid = XTStartHTMLListener(0, host="127.0.0.1")
     assert lid != 0
-    status, headers, body = fetch(url(lid, "/status/lamp?room=K%C3%BCche&on=1+2"))
+    status, headers, body = get(url(lid, "/status/lamp?room=K%C3%BCche&on=1+2"))
     assert status == 200
     assert body.decode("utf-8") == u"<p>Lampe: \u00fcber 50 %</p>"
     assert int(headers["Content-Length"]) == len(body)
@@ -72,7 +62,7 @@ def test_page_request_gets_path_and_info(pages):
 def test_form_post_reaches_the_script(pages):
     lid = XTStartHTMLListener(0, host="127.0.0.1")
     body = urlencode({"unit": "Lampe", "value": u"\u00e4 50"}).encode("ascii")
-    status, _, _ = fetch(url(lid, "/set"), data=body)
+    status, _, _ = get(url(lid, "/set"), data=body)
     assert status == 200
     path, info = pages.calls[0]
     assert path == "/set" and info[xtKeyMethod] == "POST"
@@ -88,7 +78,7 @@ def test_form_post_reaches_the_script(pages):
 def test_return_forms(pages, answer, status, ctype, text):
     pages.answer = answer
     lid = XTStartHTMLListener(0, host="127.0.0.1")
-    got, headers, body = fetch(url(lid, "/x"))
+    got, headers, body = get(url(lid, "/x"))
     assert got == status
     assert headers["Content-Type"].startswith(ctype)
     if text is not None:
@@ -105,9 +95,9 @@ def test_handler_that_raises_gets_500_and_the_listener_goes_on(pages, caplog):
     pages.answer = answer
     lid = XTStartHTMLListener(0, host="127.0.0.1")
     with caplog.at_level(logging.ERROR):
-        assert fetch(url(lid, "/boom"))[0] == 500
+        assert get(url(lid, "/boom"))[0] == 500
     assert "plugin bug" in caplog.text
-    assert fetch(url(lid, "/ok"))[2] == b"fine"
+    assert get(url(lid, "/ok"))[2] == b"fine"
 
 
 def test_missing_handler_answers_501_and_logs_once(caplog):
@@ -115,8 +105,8 @@ def test_missing_handler_answers_501_and_logs_once(caplog):
     try:
         lid = XTStartHTMLListener(0, host="127.0.0.1")
         with caplog.at_level(logging.WARNING):
-            assert fetch(url(lid, "/"))[0] == 501
-            assert fetch(url(lid, "/again"))[0] == 501
+            assert get(url(lid, "/"))[0] == 501
+            assert get(url(lid, "/again"))[0] == 501
         assert caplog.text.count("no XTPageRequest") == 1
     finally:
         XTStopAll()
@@ -140,7 +130,7 @@ def test_port_in_use_returns_0(pages, caplog):
 def test_stop_html_listener(pages):
     lid = XTStartHTMLListener(0, host="127.0.0.1")
     u = url(lid, "/")
-    assert fetch(u)[0] == 200
+    assert get(u)[0] == 200
     assert XTStopHTMLListener(lid) is True
     with pytest.raises(IOError):
         urlopen(u, timeout=DEADLINE)
@@ -151,28 +141,22 @@ def test_stop_html_listener(pages):
 
 
 def test_page_requests_run_one_at_a_time_while_clients_are_parallel(pages):
-    lock = threading.Lock()
-    state = {"active": 0, "max": 0}
+    answers = CallLog("answers", hold=0.01)
 
     def answer(path, info):
-        with lock:
-            state["active"] += 1
-            state["max"] = max(state["max"], state["active"])
-        threading.Event().wait(0.01)
-        with lock:
-            state["active"] -= 1
+        answers.record("page", path)
         return path
     pages.answer = answer
     lid = XTStartHTMLListener(0, host="127.0.0.1")
     results = []
-    threads = [threading.Thread(target=lambda i=i: results.append(fetch(url(lid, "/%d" % i))[2]))
+    threads = [threading.Thread(target=lambda i=i: results.append(get(url(lid, "/%d" % i))[2]))
                for i in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(DEADLINE)
     assert sorted(results) == sorted(("/%d" % i).encode() for i in range(8))
-    assert state["max"] == 1
+    assert answers.meter.most == 1
 
 
 def test_sample_status_page():
@@ -191,13 +175,13 @@ def test_sample_status_page():
             line = p.stdout.readline()
             assert line, "the sample ended early"
         base = "http://127.0.0.1:%s" % re.search(rb"http=(\d+)", line).group(1).decode()
-        page = fetch(base + "/")[2].decode("utf-8")
+        page = get(base + "/")[2].decode("utf-8")
         assert u"K\u00fcche" in page and "<form" in page
-        assert json.loads(fetch(base + "/status.json")[2].decode("utf-8"))[u"K\u00fcche"] == "off"
-        status, _, _ = fetch(base + "/toggle", data=urlencode({"unit": u"K\u00fcche"}).encode("ascii"))
+        assert json.loads(get(base + "/status.json")[2].decode("utf-8"))[u"K\u00fcche"] == "off"
+        status, _, _ = get(base + "/toggle", data=urlencode({"unit": u"K\u00fcche"}).encode("ascii"))
         assert status == 200
-        assert json.loads(fetch(base + "/status.json")[2].decode("utf-8"))[u"K\u00fcche"] == "on"
-        assert fetch(base + "/nothing")[0] == 404
+        assert json.loads(get(base + "/status.json")[2].decode("utf-8"))[u"K\u00fcche"] == "on"
+        assert get(base + "/nothing")[0] == 404
         p.send_signal(2)  # Ctrl-C
         assert p.wait(DEADLINE) == 0
         out = p.stdout.read().decode("utf-8")

@@ -1,122 +1,28 @@
 # -*- coding: utf-8 -*-
 """Helpers of the standard-library test suite (runs under Jython 2.7 and CPython 3).
 
-Everything waits on a condition with a deadline; nothing sleeps to
-synchronise.  Deadlines are generous: Jython is slow to warm up and the CI
-machine is shared.
+Importing it puts this tree's ``tcpcom`` and the shared ``tests/testkit.py``
+on ``sys.path``; the helpers both suites use live in testkit and are
+imported from here under their usual names.  What is left here is the
+Jython suite's own.
 """
 from __future__ import absolute_import, print_function
 
 import os
-import socket
 import sys
-import threading
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+TESTS = os.path.dirname(HERE)
+ROOT = os.path.dirname(TESTS)
+for _path in (TESTS, ROOT):  # ROOT first: the tcpcom of this tree; TESTS: the shared testkit
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 from tcpcom._compat import JYTHON, PY2, monotonic, queue, text_type  # noqa: E402,F401
+from testkit import (DEADLINE, Recorder, engine_threads, raw_client, raw_listener,  # noqa: E402,F401
+                     recv_until, wait_until)
 
-#: seconds any single wait may take before the test fails
-DEADLINE = 15.0
 IMPL = "Jython" if JYTHON else "CPython"
-
-
-class Recorder(object):
-    """A ``stateChanged(state, msg)`` callback that remembers every call."""
-
-    def __init__(self, name="rec", on_event=None):
-        self.name = name
-        self.events = []
-        self.cond = threading.Condition()
-        self.on_event = on_event
-        self.overlap = False
-        self._active = 0
-
-    def __call__(self, state, msg):
-        with self.cond:
-            self._active += 1
-            if self._active > 1:
-                self.overlap = True
-            self.events.append((state, msg))
-            self.cond.notify_all()
-        try:
-            if self.on_event is not None:
-                self.on_event(state, msg)
-        finally:
-            with self.cond:
-                self._active -= 1
-
-    def states(self):
-        with self.cond:
-            return [s for s, _ in self.events]
-
-    def messages(self, state="MESSAGE"):
-        with self.cond:
-            return [m for s, m in self.events if s == state]
-
-    def wait_for(self, predicate, timeout=DEADLINE):
-        deadline = monotonic() + timeout
-        with self.cond:
-            while not predicate(self.events):
-                left = deadline - monotonic()
-                if left <= 0:
-                    raise AssertionError("%s: timed out; events so far: %r" % (self.name, self.events))
-                self.cond.wait(min(left, 0.5))
-            return list(self.events)
-
-    def wait_state(self, state, count=1, timeout=DEADLINE):
-        return self.wait_for(lambda ev: sum(1 for s, _ in ev if s == state) >= count, timeout)
-
-    def wait_messages(self, n, timeout=DEADLINE):
-        self.wait_for(lambda ev: sum(1 for s, _ in ev if s == "MESSAGE") >= n, timeout)
-        return self.messages()
-
-
-def wait_until(predicate, timeout=DEADLINE, what="condition"):
-    """Poll ``predicate`` (every 5 ms) until true; fail after ``timeout`` s."""
-    deadline = monotonic() + timeout
-    pause = threading.Event()
-    while not predicate():
-        if monotonic() > deadline:
-            raise AssertionError("%s not met within %.0f s" % (what, timeout))
-        pause.wait(0.005)
-
-
-def raw_client(port, host="127.0.0.1"):
-    s = socket.create_connection((host, port), DEADLINE)
-    s.settimeout(DEADLINE)
-    return s
-
-
-def recv_until(sock, n_delims, delim=b"\0"):
-    """Read until ``n_delims`` delimiters arrived (or the peer closed)."""
-    data = b""
-    while data.count(delim) < n_delims:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
-def raw_listener():
-    """A plain listening socket on 127.0.0.1, port 0 (an 'original tcpcom' stand-in)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("127.0.0.1", 0))
-    s.listen(5)
-    s.settimeout(DEADLINE)
-    return s
-
-
-def engine_threads():
-    """Live threads of one object (not the shared dispatch pool or watchdog)."""
-    return sorted(t.name for t in threading.enumerate()
-                  if t.name.startswith("tcpcom-")
-                  and not t.name.startswith(("tcpcom-dispatch", "tcpcom-watchdog", "tcpcom-spare")))
 
 
 def utf8(text):

@@ -107,13 +107,6 @@ def rss_kib():
         return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
 
 
-def own_threads():
-    """Engine threads that belong to one object (not the shared pool/watchdog)."""
-    return sorted(t.name for t in threading.enumerate()
-                  if t.name.startswith("tcpcom-")
-                  and not t.name.startswith(("tcpcom-dispatch", "tcpcom-watchdog", "tcpcom-spare")))
-
-
 def settle(predicate, timeout=10.0):
     """Wait (bounded) until ``predicate()`` holds; returns its last value."""
     deadline = time.monotonic() + timeout

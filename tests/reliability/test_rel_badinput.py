@@ -8,8 +8,8 @@ import tracemalloc
 
 import pytest
 
-from helpers import Recorder, raw_client, recv_until, wait_until
-from rel_helpers import fd_count, own_threads, scaled, settle
+from helpers import Recorder, engine_threads, raw_client, recv_until, wait_until
+from rel_helpers import fd_count, scaled, settle
 from tcpcom.engine import (ConnectionClosedError, Handler, Listener, connect)
 from tcpcom.framing import MessageTooLarge
 from tcpcom.tcp import TCPClient, TCPServer
@@ -216,7 +216,7 @@ def test_bad_ports_raise_a_clear_error_everywhere(port):
     """Negative, too large, float, str, None, bool and list ports: TypeError or ValueError
     naming the port, from Listener, connect(), TCPServer and TCPClient alike (nothing hangs,
     no thread or descriptor is left behind)."""
-    before_fds, before_threads = fd_count(), own_threads()
+    before_fds, before_threads = fd_count(), engine_threads()
     for make in (lambda: Listener(port, None, host="127.0.0.1"),
                  lambda: connect("127.0.0.1", port, None),
                  lambda: TCPServer(port, None, host="127.0.0.1"),
@@ -224,7 +224,7 @@ def test_bad_ports_raise_a_clear_error_everywhere(port):
         with pytest.raises((TypeError, ValueError)) as e:
             make()
         assert "port" in str(e.value)
-    assert fd_count() == before_fds and own_threads() == before_threads
+    assert fd_count() == before_fds and engine_threads() == before_threads
 
 
 @pytest.mark.parametrize("make", [

@@ -6,7 +6,8 @@ import tracemalloc
 
 import pytest
 
-from rel_helpers import FULL, fd_count, own_threads, rss_kib, scaled, settle
+from helpers import engine_threads
+from rel_helpers import FULL, fd_count, rss_kib, scaled, settle
 from tcpcom.engine import Handler, Listener, connect
 from tcpcom.tcp import TCPClient, TCPServer
 
@@ -23,7 +24,7 @@ def measure_cycles(cycle, n, figures):
     gc.collect()
     tracemalloc.start()
     try:
-        base_threads = own_threads()
+        base_threads = engine_threads()
         base_fds = fd_count()
         base_rss = rss_kib()
         base_mem = tracemalloc.get_traced_memory()[0]
@@ -31,7 +32,7 @@ def measure_cycles(cycle, n, figures):
         for i in range(n):
             cycle(i)
         took = time.monotonic() - start
-        threads = settle(lambda: own_threads() == base_threads) and own_threads()
+        threads = settle(lambda: engine_threads() == base_threads) and engine_threads()
         fds = settle(lambda: fd_count() <= base_fds) and fd_count()
         gc.collect()
         mem = tracemalloc.get_traced_memory()[0] - base_mem
@@ -39,10 +40,10 @@ def measure_cycles(cycle, n, figures):
     finally:
         tracemalloc.stop()
     figures.update(cycles=n, seconds=round(took, 1), threads_before=len(base_threads),
-                   threads_after=len(own_threads()), fds_before=base_fds, fds_after=fd_count(),
+                   threads_after=len(engine_threads()), fds_before=base_fds, fds_after=fd_count(),
                    python_heap_growth_bytes=mem, rss_growth_kib=rss_kib() - base_rss,
                    shared_pool_workers_after=len(workers), full=FULL)
-    assert threads == base_threads, "threads left: %r" % sorted(set(own_threads()) - set(base_threads))
+    assert threads == base_threads, "threads left: %r" % sorted(set(engine_threads()) - set(base_threads))
     assert fds is not False and fds <= base_fds, "descriptors: %d before, %d after" % (base_fds, fd_count())
     # before the watchdog fix this was ~44 KB per cycle; one small object per cycle is >= 64 B
     assert mem < 64 * n, "Python heap grew by %d bytes over %d cycles" % (mem, n)

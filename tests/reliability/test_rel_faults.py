@@ -14,7 +14,6 @@ import tracemalloc
 import pytest
 
 from helpers import DEADLINE, Recorder, raw_client, recv_until, wait_until
-from rel_helpers import own_threads
 from tcpcom.engine import (Connection, ConnectionClosedError, Handler, Listener, ReadTimeout,
                            SendTimeout, connect)
 from tcpcom.tcp import TCPClient, TCPServer
