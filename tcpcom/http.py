@@ -205,6 +205,9 @@ def _fix_url(url):
         raise TypeError("url must be a string such as 'http://localhost:8080/', not %r" % (url,))
     if "://" not in url:
         url = "http://" + url
+    # the fragment (#top) names a place in the page: it is never sent, and a
+    # query appended after it would not be sent either
+    url = url.split("#", 1)[0]
     # non-ASCII characters and spaces are escaped; existing %XX escapes stay
     return _quote(_utf8(url), safe=b"%:/?#[]@!$&'()*+,;=~" if PY2 else "%:/?#[]@!$&'()*+,;=~")
 
@@ -236,7 +239,7 @@ class HTTPClient(object):
 
     @staticmethod
     def getRequest(url, data=None):
-        """GET ``url``; ``data`` is appended as the query string."""
+        """GET ``url``; ``data`` is appended as the query string (before a ``#fragment``)."""
         query = _form_encode(data)
         url = _fix_url(url)
         if query:
