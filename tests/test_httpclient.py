@@ -18,9 +18,9 @@ class RawHTTPServer(object):
     seconds between them (a trickling server when they are single bytes).
     """
 
-    def __init__(self, body=b"ok", pause=0.0, trickle_head=False):
+    def __init__(self, body=b"ok", pause=0.0, trickle_head=False, length=None):
         head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" \
-            % len(body)
+            % (len(body) if length is None else length)
         if trickle_head:
             self.chunks = [head[i:i + 1] for i in range(len(head))] + [body]
         elif pause:
@@ -169,3 +169,10 @@ def test_timeout_none_means_no_limit(raw_server):
     s = raw_server(body=b"slow but sure")
     HTTPClient.timeout = None
     assert HTTPClient.getRequest(s.url("/")) == "slow but sure"
+
+
+def test_a_server_that_hangs_up_in_the_middle_of_the_body_gives_an_httpclienterror(raw_server):
+    s = raw_server(body=b"half", length=8)
+    with pytest.raises(HTTPClientError) as info:
+        HTTPClient.getRequest(s.url("/"))
+    assert "reading the answer" in str(info.value)
