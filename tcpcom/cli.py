@@ -4,16 +4,27 @@
     tcpcom demo                       a server and a client talk; every event is printed
     tcpcom server PORT [--echo]       print every event of a TCPServer (Ctrl-C ends)
     tcpcom client HOST PORT           send each line typed, print each message
+
+Every event goes to stdout, one line each.  What went wrong, and what to do
+about it, is one line too: a wrong argument on stderr (exit status 2), a
+server or client that could not do its job on stdout after its event (exit
+status 1).  No traceback reaches the user.
 """
 from __future__ import absolute_import, print_function
 
 import argparse
+import errno
+import os
+import socket
 import sys
 import threading
 
+from ._compat import make_thread, queue
 from ._version import __version__
 from .tcp import TCPClient, TCPServer
 
+#: seconds the command waits for an event the library delivers from its own thread
+EVENT_DEADLINE = 5.0
 
 _print_lock = threading.Lock()
 
@@ -27,6 +38,19 @@ def _say(who, state, msg):
             encoding = getattr(sys.stdout, "encoding", None) or "ascii"
             sys.stdout.write(line.encode(encoding, "backslashreplace").decode(encoding))
         sys.stdout.flush()
+
+
+def _advise(text):
+    """The one line after an event that says what it means and what to do."""
+    _say("", "", text)
+
+
+def _invocation():
+    """How the user started us: 'python3 -m tcpcom' or 'tcpcom' (for the examples in messages)."""
+    script = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    if os.path.basename(script) in ("__main__.py", "-m", "-c", ""):
+        return "%s -m tcpcom" % (os.path.basename(sys.executable or "") or "python3")
+    return os.path.basename(script)
 
 
 def run_demo(messages=(u"Hello", u"Grüezi", u"3 + 4 = ?")):
@@ -57,74 +81,222 @@ def run_demo(messages=(u"Hello", u"Grüezi", u"3 + 4 = ?")):
     return 0
 
 
+class CommandLineError(Exception):
+    """A wrong argument: the message is the one line the user gets."""
+
+
+def _listen_error(error, port, host):
+    """The one line for a server that cannot listen (other than a taken port)."""
+    code = getattr(error, "errno", None)
+    where = ("address %s " % host) if host else ""
+    if isinstance(error, socket.gaierror):
+        return ("cannot find the address %r given with --host: give an IP address of this machine, "
+                "e.g. --host 127.0.0.1, or leave --host out" % host)
+    if code == errno.EADDRNOTAVAIL:
+        return ("this machine has no address %s (--host): give one of its addresses, e.g. --host 127.0.0.1, "
+                "or leave --host out to listen on all of them" % host)
+    if code == errno.EACCES:
+        return ("port %d needs administrator rights: choose a port from 1024 to 65535, e.g. 5000" % port)
+    return "cannot listen on %sport %d: %s" % (where, port, error)
+
+
 def run_server(port, echo=False, host=""):
+    ready = threading.Event()
+    in_use = threading.Event()
+
     def onServer(state, msg):
         _say("server", state, msg)
         if echo and state == TCPServer.MESSAGE:
-            ready.wait(5)  # events may come before the constructor's result is assigned
+            ready.wait(EVENT_DEADLINE)  # events may come before the constructor's result is assigned
             server.sendMessage(msg)
         if state == TCPServer.PORT_IN_USE:
-            _say("", "", "port %s is in use: stop the other program or choose another port" % msg)
-            done.set()
+            in_use.set()
 
-    done = threading.Event()
-    ready = threading.Event()
-    server = TCPServer(port, onServer, host=host)
-    ready.set()
     try:
-        while not done.is_set() and not server.isTerminated():
-            done.wait(0.5)
+        server = TCPServer(port, onServer, host=host)
+    except (socket.error, OSError) as e:
+        raise CommandLineError(_listen_error(e, port, host))
+    ready.set()
+    try:  # Ctrl-C at any moment ends the server cleanly
+        if server.isTerminated():  # terminated before anyone asked: only a taken port does that
+            # PORT_IN_USE comes from the server's own (daemon) thread: let it
+            # be printed before the advice and before the process ends
+            in_use.wait(EVENT_DEADLINE)
+            _advise("port %d is in use: stop the other program or choose another port" % port)
+            return 1
+        while not server.isTerminated():
+            in_use.wait(0.5)  # a timeout: Ctrl-C interrupts only timed waits on Python 2 / Jython
     except KeyboardInterrupt:
         pass
     server.terminate()
-    return 1 if done.is_set() else 0
-
-
-def run_client(host, port, lines=None):
-    gone = threading.Event()
-
-    def onClient(state, msg):
-        _say("client", state, msg)
-        if state == TCPClient.DISCONNECTED:
-            gone.set()
-
-    client = TCPClient(host, port, onClient)
-    if not client.connect():
-        return 1
-    lines = lines if lines is not None else sys.stdin
-    try:
-        for line in lines:
-            if gone.is_set():
-                break
-            client.sendMessage(line.rstrip("\r\n"))
-    except KeyboardInterrupt:
-        pass
-    client.disconnect()
     return 0
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="tcpcom", description="tcpcom: TigerJython-compatible TCP server and client. "
-        "Start with 'tcpcom demo'.")
+def _each_line(f):
+    while True:
+        line = f.readline()
+        if not line:
+            return
+        yield line
+
+
+def _read_lines(lines, into):
+    """Put each line of ``lines`` into the queue ``into``, then None (the end of the input)."""
+    if hasattr(lines, "readline"):  # a file: line by line (Python 2's iterator reads ahead 8 KiB)
+        lines = _each_line(lines)
+    try:
+        for line in lines:
+            into.put(line)
+    except (IOError, OSError, ValueError):  # stdin closed under us
+        pass
+    finally:
+        into.put(None)
+
+
+_SERVER_GONE = object()
+
+
+def run_client(host, port, lines=None):
+    """Send each line of ``lines`` (default: what is typed); 1 when the connection failed or the server
+    hung up, 0 when the input ended or Ctrl-C was pressed."""
+    inbox = queue.Queue()  # typed lines, None at the end of the input, _SERVER_GONE
+    failed = []
+    failure_seen = threading.Event()
+    closing = []
+
+    def onClient(state, msg):
+        _say("client", state, msg)
+        if state in (TCPClient.CONNECTION_FAILED, TCPClient.SERVER_OCCUPIED):
+            failed.append(state)
+            failure_seen.set()
+        elif state == TCPClient.DISCONNECTED and not closing:
+            inbox.put(_SERVER_GONE)
+
+    client = TCPClient(host, port, onClient)
+    where = "%s:%d" % (host, port)
+    code = 0
+    try:  # Ctrl-C at any moment ends the client cleanly
+        if not client.connect():
+            failure_seen.wait(EVENT_DEADLINE)  # the event may come from the client's thread
+            if failed and failed[-1] == TCPClient.SERVER_OCCUPIED:
+                _advise("the server at %s is busy with another client: try again when it is free" % where)
+            else:
+                _advise("cannot connect to %s: is the server running, and are the address and the port right?"
+                        % where)
+            return 1
+        # the input is read by a thread of its own, so that a server that
+        # hangs up is noticed at once, not when the next line is typed
+        reader = make_thread(_read_lines, "tcpcom-input", (lines if lines is not None else sys.stdin, inbox))
+        reader.start()
+        while True:
+            try:
+                item = inbox.get(True, 0.5)  # a timeout: Ctrl-C interrupts only timed waits on Python 2 / Jython
+            except queue.Empty:
+                continue
+            if item is None:
+                break
+            if item is _SERVER_GONE:
+                _advise("the server closed the connection")
+                code = 1
+                break
+            client.sendMessage(item.rstrip("\r\n"))
+    except KeyboardInterrupt:
+        pass
+    closing.append(True)
+    client.disconnect()
+    return code
+
+
+def _port(lowest):
+    def port(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError("the port must be a number from %d to 65535, not %r" % (lowest, text))
+        if not lowest <= value <= 65535:
+            raise argparse.ArgumentTypeError("port %d is out of range: give one from %d to 65535%s" % (
+                value, lowest, " (0 lets the system choose)" if lowest == 0 else ""))
+        return value
+    return port
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose every complaint is one line that also says what to do."""
+
+    def error(self, message):
+        raise CommandLineError(_explain(self, message))
+
+
+def _explain(parser, message):
+    """argparse's ``message`` as one line that says what is wrong and what to do."""
+    cmd = _invocation()
+    sub = getattr(parser, "command", None)
+    examples = {"server": "%s server 5000" % cmd, "client": "%s client 127.0.0.1 5000" % cmd,
+                "demo": "%s demo" % cmd}
+    commands = "use one of: demo, server PORT [--echo] [--host H], client HOST PORT (%s --help tells more)" % cmd
+    if "invalid choice: " in message:
+        choice = message.split("invalid choice: ", 1)[1].split(" (choose", 1)[0]
+        return "unknown command %s: %s" % (choice, commands)
+    if message.startswith("the following arguments are required"):
+        missing = message.split(":", 1)[1].strip()
+        if sub == "client" and "host" in missing:
+            what = "the server's address and port are missing"
+        elif missing == "command":
+            return "no command given: %s" % commands
+        else:
+            what = "the %s is missing" % missing.replace(", ", " and ")
+        return "%s: %s, e.g. %s" % (what, "give it" if "," not in missing else "give them",
+                                    examples.get(sub, cmd + " demo"))
+    if message == "too few arguments":  # Python 2: no command
+        return "no command given: %s" % commands
+    if message.endswith("expected one argument"):  # --host with nothing after it
+        option = message.split(":", 1)[0].replace("argument ", "")
+        return "%s needs a value after it, e.g. %s --host 127.0.0.1" % (option, examples.get(sub, cmd))
+    if message.startswith("unrecognized arguments"):
+        extra = message.split(":", 1)[1].strip()
+        return "%r is not an argument tcpcom knows: %s" % (extra, commands)
+    if message.startswith("argument port: "):
+        text = message[len("argument port: "):]
+        return "%s, e.g. %s" % (text, examples.get(sub, cmd + " server 5000"))
+    return "%s: %s %s--help lists the arguments" % (message, cmd, sub + " " if sub else "")
+
+
+def _parser():
+    cmd = _invocation()
+    parser = _Parser(
+        prog=cmd, description="tcpcom: TigerJython-compatible TCP server and client. "
+        "Start with '%s demo'." % cmd)
     parser.add_argument("--version", action="version", version="tcpcom " + __version__)
-    sub = parser.add_subparsers(dest="command")
-    sub.add_parser("demo", help="a server and a client exchange a few messages; every event is printed")
+    sub = parser.add_subparsers(dest="command", metavar="{demo,server,client}")
+    p = sub.add_parser("demo", help="a server and a client exchange a few messages; every event is printed")
+    p.command = "demo"
     p = sub.add_parser("server", help="run a TCPServer and print every event (Ctrl-C ends)")
-    p.add_argument("port", type=int)
+    p.command = "server"
+    p.add_argument("port", type=_port(0), help="0 to 65535 (0: the system chooses, LISTENING shows it)")
     p.add_argument("--echo", action="store_true", help="send every message back")
     p.add_argument("--host", default="", help="address to listen on (default: all)")
     p = sub.add_parser("client", help="connect a TCPClient; each line typed is sent")
-    p.add_argument("host")
-    p.add_argument("port", type=int)
-    args = parser.parse_args(argv)
-    if args.command == "server":
-        code = run_server(args.port, args.echo, args.host)
-    elif args.command == "client":
-        code = run_client(args.host, args.port)
-    elif args.command == "demo":
-        code = run_demo()
-    else:
-        parser.print_help()
+    p.command = "client"
+    p.add_argument("host", help="the server's address, e.g. 127.0.0.1 or a name")
+    p.add_argument("port", type=_port(1), help="1 to 65535")
+    return parser
+
+
+def main(argv=None):
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "server":
+            code = run_server(args.port, args.echo, args.host)
+        elif args.command == "client":
+            code = run_client(args.host, args.port)
+        elif args.command == "demo":
+            code = run_demo()
+        else:
+            raise CommandLineError(_explain(_parser(), "the following arguments are required: command"))
+    except CommandLineError as e:
+        sys.stderr.write("tcpcom: %s\n" % e)
+        sys.stderr.flush()
         code = 2
+    except KeyboardInterrupt:  # Ctrl-C before the server or client was running
+        code = 130
     sys.exit(code)
