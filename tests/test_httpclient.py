@@ -31,6 +31,7 @@ class RawHTTPServer(object):
         self.requests = []
         self.cond = threading.Condition()
         self.stopped = threading.Event()
+        self.client_gone = threading.Event()  # a send failed: the client closed its end
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -55,7 +56,7 @@ class RawHTTPServer(object):
             try:
                 self._answer(conn)
             except OSError:
-                pass  # the client gave up: that is what the timeout tests want
+                self.client_gone.set()  # the client gave up: that is what the timeout tests want
             finally:
                 conn.close()
 
@@ -148,6 +149,8 @@ def test_timeout_bounds_the_whole_request_against_a_body_trickling_in(raw_server
     assert took < 4.0, "the request took %.1f s with HTTPClient.timeout = 0.5" % took
     assert "0.5 s" in str(info.value) and "HTTPClient.timeout" in str(info.value)
     assert isinstance(info.value, IOError)
+    # the request was not left running behind the caller's back: its socket was closed
+    assert s.client_gone.wait(DEADLINE)
 
 
 def test_timeout_bounds_the_whole_request_against_a_head_trickling_in(raw_server):
