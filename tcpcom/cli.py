@@ -25,6 +25,8 @@ from .tcp import TCPClient, TCPServer
 
 #: seconds the command waits for an event the library delivers from its own thread
 EVENT_DEADLINE = 5.0
+#: at the end of its input, ``client`` disconnects once the server was silent this long
+QUIET = 1.0
 
 _print_lock = threading.Lock()
 
@@ -156,17 +158,27 @@ def _read_lines(lines, into):
 _SERVER_GONE = object()
 
 
-def run_client(host, port, lines=None):
-    """Send each line of ``lines`` (default: what is typed); 1 when the connection failed or the server
-    hung up, 0 when the input ended or Ctrl-C was pressed."""
+def run_client(host, port, lines=None, quiet=None):
+    """Send each line of ``lines`` (default: what is typed).
+
+    At the end of the input (Ctrl-D, the end of a piped file) the answers
+    still on their way are printed: the client disconnects once the server
+    has sent nothing for ``quiet`` seconds (default ``QUIET``).  Returns 1
+    when the connection failed or the server hung up before the input
+    ended, else 0 (also after Ctrl-C).
+    """
+    quiet = QUIET if quiet is None else quiet
     inbox = queue.Queue()  # typed lines, None at the end of the input, _SERVER_GONE
     failed = []
     failure_seen = threading.Event()
+    heard = threading.Event()  # a message arrived (since the last look)
     closing = []
 
     def onClient(state, msg):
         _say("client", state, msg)
-        if state in (TCPClient.CONNECTION_FAILED, TCPClient.SERVER_OCCUPIED):
+        if state == TCPClient.MESSAGE:
+            heard.set()
+        elif state in (TCPClient.CONNECTION_FAILED, TCPClient.SERVER_OCCUPIED):
             failed.append(state)
             failure_seen.set()
         elif state == TCPClient.DISCONNECTED and not closing:
@@ -188,18 +200,24 @@ def run_client(host, port, lines=None):
         # hangs up is noticed at once, not when the next line is typed
         reader = make_thread(_read_lines, "tcpcom-input", (lines if lines is not None else sys.stdin, inbox))
         reader.start()
+        ended = False  # the input ended: only answers are awaited
         while True:
+            heard.clear()
             try:
-                item = inbox.get(True, 0.5)  # a timeout: Ctrl-C interrupts only timed waits on Python 2 / Jython
+                # a timeout: Ctrl-C interrupts only timed waits on Python 2 / Jython
+                item = inbox.get(True, quiet if ended else 0.5)
             except queue.Empty:
+                if ended and not heard.is_set():
+                    break  # the server has been quiet for `quiet` s
                 continue
             if item is None:
-                break
-            if item is _SERVER_GONE:
+                ended = True
+            elif item is _SERVER_GONE:
                 _advise("the server closed the connection")
-                code = 1
+                code = 0 if ended else 1
                 break
-            client.sendMessage(item.rstrip("\r\n"))
+            else:
+                client.sendMessage(item.rstrip("\r\n"))
     except KeyboardInterrupt:
         pass
     closing.append(True)
@@ -275,7 +293,7 @@ def _parser():
     p.add_argument("port", type=_port(0), help="0 to 65535 (0: the system chooses, LISTENING shows it)")
     p.add_argument("--echo", action="store_true", help="send every message back")
     p.add_argument("--host", default="", help="address to listen on (default: all)")
-    p = sub.add_parser("client", help="connect a TCPClient; each line typed is sent")
+    p = sub.add_parser("client", help="connect a TCPClient; each line typed is sent (Ctrl-C ends)")
     p.command = "client"
     p.add_argument("host", help="the server's address, e.g. 127.0.0.1 or a name")
     p.add_argument("port", type=_port(1), help="1 to 65535")

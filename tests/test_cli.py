@@ -191,3 +191,21 @@ def test_client_ended_with_ctrl_c_disconnects_and_exits_zero():
     finally:
         p.kill()
         srv.terminate()
+
+
+def test_client_with_piped_input_prints_the_answers_before_it_disconnects():
+    def answer(state, msg):
+        if state == "MESSAGE" and msg == "zwei":  # answers that take a moment (well within QUIET = 1 s)
+            t = threading.Timer(0.2, lambda: (srv.sendMessage("ack eins"), srv.sendMessage("ack zwei")))
+            t.daemon = True
+            t.start()
+    srv = TCPServer(0, answer, host="127.0.0.1")
+    try:
+        p = subprocess.run([sys.executable, "-m", "tcpcom", "client", "127.0.0.1", str(srv.getPort())],
+                           input=u"eins\nzwei\n".encode("utf-8"), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, env=ENV, cwd=ROOT, timeout=DEADLINE)
+    finally:
+        srv.terminate()
+    out = p.stdout.decode("utf-8", "replace")
+    assert p.returncode == 0, out
+    assert re.search(r"MESSAGE +ack eins\n.*MESSAGE +ack zwei\n.*DISCONNECTED", out, re.S), out
