@@ -192,6 +192,9 @@ def run_client(host, port, lines=None, quiet=None):
             failure_seen.wait(EVENT_DEADLINE)  # the event may come from the client's thread
             if failed and failed[-1] == TCPClient.SERVER_OCCUPIED:
                 _advise("the server at %s is busy with another client: try again when it is free" % where)
+            elif not _resolves(host):
+                _advise("cannot connect to %s: no computer is known by the name %r: check its spelling, "
+                        "or give its IP address, e.g. 192.168.1.20" % (where, host))
             else:
                 _advise("cannot connect to %s: is the server running, and are the address and the port right?"
                         % where)
@@ -223,6 +226,17 @@ def run_client(host, port, lines=None, quiet=None):
     closing.append(True)
     client.disconnect()
     return code
+
+
+def _resolves(host):
+    """False when ``host`` is a name that no name server knows."""
+    try:
+        socket.getaddrinfo(host, None)
+    except socket.gaierror:
+        return False
+    except (socket.error, OSError, UnicodeError):
+        pass
+    return True
 
 
 def _port(lowest):

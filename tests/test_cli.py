@@ -209,3 +209,10 @@ def test_client_with_piped_input_prints_the_answers_before_it_disconnects():
     out = p.stdout.decode("utf-8", "replace")
     assert p.returncode == 0, out
     assert re.search(r"MESSAGE +ack eins\n.*MESSAGE +ack zwei\n.*DISCONNECTED", out, re.S), out
+
+
+def test_client_given_a_name_nobody_knows_says_so():
+    code, out, err = run_cli("client", "no-such-host.invalid", "5000")  # .invalid never resolves (RFC 2606)
+    assert code == 1
+    assert "CONNECTION_FAILED" in "\n".join(out)
+    assert "no computer is known by the name 'no-such-host.invalid'" in out[-1], out
