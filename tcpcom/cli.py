@@ -19,7 +19,7 @@ import socket
 import sys
 import threading
 
-from ._compat import make_thread, queue
+from ._compat import JYTHON, make_thread, queue
 from ._version import __version__
 from .tcp import TCPClient, TCPServer
 
@@ -142,6 +142,33 @@ def _each_line(f):
         yield line
 
 
+def _typed_lines():
+    """The lines typed: ``sys.stdin``, except on Jython.
+
+    There ``sys.stdin`` on a terminal is Jython's JLine console, which some
+    installations cannot load (Debian's jython 2.7.3 misses
+    ``org.fusesource.jansi``: every readline is a Java ``NoClassDefFoundError``);
+    a Java reader of file descriptor 0 reads the same lines without it.
+    """
+    if JYTHON:
+        from java.io import BufferedReader, FileDescriptor, FileInputStream, InputStreamReader
+        try:  # JLine put the terminal in raw mode without echo: give it back its line editing and echo
+            sys._jy_console.getReader().getTerminal().restore()
+        except Exception:  # not a JLine console (a pipe, another console): nothing to restore
+            pass
+        # the standard input itself (Jython's System.in is the console's); `in` is a Python keyword
+        reader = BufferedReader(InputStreamReader(FileInputStream(getattr(FileDescriptor, "in"))))
+
+        def lines():
+            while True:
+                line = reader.readLine()
+                if line is None:
+                    return
+                yield line
+        return lines()
+    return sys.stdin
+
+
 def _read_lines(lines, into):
     """Put each line of ``lines`` into the queue ``into``, then None (the end of the input)."""
     if hasattr(lines, "readline"):  # a file: line by line (Python 2's iterator reads ahead 8 KiB)
@@ -201,7 +228,7 @@ def run_client(host, port, lines=None, quiet=None):
             return 1
         # the input is read by a thread of its own, so that a server that
         # hangs up is noticed at once, not when the next line is typed
-        reader = make_thread(_read_lines, "tcpcom-input", (lines if lines is not None else sys.stdin, inbox))
+        reader = make_thread(_read_lines, "tcpcom-input", (lines if lines is not None else _typed_lines(), inbox))
         reader.start()
         ended = False  # the input ended: only answers are awaited
         while True:
@@ -239,12 +266,18 @@ def _resolves(host):
     return True
 
 
+def _host(text):
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the server's address is empty: give its name or IP address")
+    return text.strip()
+
+
 def _port(lowest):
     def port(text):
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError("the port must be a number from %d to 65535, not %r" % (lowest, text))
+            raise argparse.ArgumentTypeError("the port must be a whole number from %d to 65535, not %r" % (lowest, text))
         if not lowest <= value <= 65535:
             raise argparse.ArgumentTypeError("port %d is out of range: give one from %d to 65535%s" % (
                 value, lowest, " (0 lets the system choose)" if lowest == 0 else ""))
@@ -287,9 +320,10 @@ def _explain(parser, message):
     if message.startswith("unrecognized arguments"):
         extra = message.split(":", 1)[1].strip()
         return "%r is not an argument tcpcom knows: %s" % (extra, commands)
-    if message.startswith("argument port: "):
-        text = message[len("argument port: "):]
-        return "%s, e.g. %s" % (text, examples.get(sub, cmd + " server 5000"))
+    for name in ("port", "host"):  # our own messages, from _port and _host
+        if message.startswith("argument %s: " % name):
+            text = message[len("argument %s: " % name):]
+            return "%s, e.g. %s" % (text, examples.get(sub, cmd + " server 5000"))
     return "%s: %s %s--help lists the arguments" % (message, cmd, sub + " " if sub else "")
 
 
@@ -309,7 +343,7 @@ def _parser():
     p.add_argument("--host", default="", help="address to listen on (default: all)")
     p = sub.add_parser("client", help="connect a TCPClient; each line typed is sent (Ctrl-C ends)")
     p.command = "client"
-    p.add_argument("host", help="the server's address, e.g. 127.0.0.1 or a name")
+    p.add_argument("host", type=_host, help="the server's address, e.g. 127.0.0.1 or a name")
     p.add_argument("port", type=_port(1), help="1 to 65535")
     return parser
 

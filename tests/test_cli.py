@@ -81,6 +81,8 @@ WRONG = [
     (["client"], ["address", "port"]),
     (["client", "localhost"], ["port"]),
     (["client", "localhost", "x"], ["'x'", "number"]),
+    (["client", "", "5000"], ["address", "empty"]),
+    (["server", "5000.5"], ["'5000.5'", "whole number"]),
     (["client", "localhost", "0"], ["0", "1 to 65535"]),
     (["client", "localhost", "65536"], ["65536", "1 to 65535"]),
     (["client", "localhost", "5000", "extra"], ["extra"]),
