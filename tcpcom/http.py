@@ -199,6 +199,11 @@ def _form_encode(data):
     if isinstance(data, (text_type, binary_type)):
         return data
     items = data.items() if hasattr(data, "items") else data
+    try:
+        items = [(k, v) for k, v in items]
+    except (TypeError, ValueError):
+        raise TypeError("data must be a dict such as {'name': 'Anna'}, a list of (name, value) pairs "
+                        "or a string such as 'name=Anna', not %s %r" % (type(data).__name__, data))
     return "&".join("%s=%s" % (_quote_plus(_utf8(k)), _quote_plus(_utf8(v))) for k, v in items)
 
 
@@ -296,6 +301,9 @@ class HTTPClient(object):
         lookup, which no socket timeout bounds.
         """
         timeout = HTTPClient.timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, integer_types + (float, type(None))):
+            raise TypeError("HTTPClient.timeout must be a number of seconds (or None: no limit), not %s %r"
+                            % (type(timeout).__name__, timeout))
         if timeout is None or timeout <= 0:
             return _Exchange(method, url, body, None).run()
         exchange = _Exchange(method, url, body, timeout)

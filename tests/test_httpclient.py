@@ -179,3 +179,21 @@ def test_a_server_that_hangs_up_in_the_middle_of_the_body_gives_an_httpclienterr
     with pytest.raises(HTTPClientError) as info:
         HTTPClient.getRequest(s.url("/"))
     assert "reading the answer" in str(info.value)
+
+
+# -- what else a new user trips over -------------------------------------------------------
+
+@pytest.mark.parametrize("data", [5, 2.5, object(), ["ab", "c"]], ids=["int", "float", "object", "list of strings"])
+def test_data_that_is_no_form_gets_a_type_error_that_shows_the_forms_accepted(data):
+    for request in (HTTPClient.getRequest, HTTPClient.postRequest):
+        with pytest.raises(TypeError) as info:
+            request("http://127.0.0.1:1/", data)
+        assert "data must be a dict" in str(info.value) and "string" in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["5", True, [5]])
+def test_a_timeout_that_is_no_number_is_named_in_the_error(value):
+    HTTPClient.timeout = value
+    with pytest.raises(TypeError) as info:
+        HTTPClient.getRequest("http://127.0.0.1:1/")
+    assert "HTTPClient.timeout must be a number of seconds" in str(info.value)
