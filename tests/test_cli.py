@@ -218,3 +218,10 @@ def test_client_given_a_name_nobody_knows_says_so():
     assert code == 1
     assert "CONNECTION_FAILED" in "\n".join(out)
     assert "no computer is known by the name 'no-such-host.invalid'" in out[-1], out
+
+
+def test_a_port_that_needs_administrator_rights_is_explained():
+    from tcpcom.cli import _listen_error  # root may bind port 80, so the message is checked directly
+    import errno
+    line = _listen_error(socket.error(errno.EACCES, "Permission denied"), 80, "")
+    assert "port 80 needs administrator rights" in line and "1024 to 65535" in line
