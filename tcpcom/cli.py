@@ -277,7 +277,8 @@ def _port(lowest):
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError("the port must be a whole number from %d to 65535, not %r" % (lowest, text))
+            raise argparse.ArgumentTypeError("the port must be a whole number from %d to 65535, not %r"
+                                             % (lowest, text))
         if not lowest <= value <= 65535:
             raise argparse.ArgumentTypeError("port %d is out of range: give one from %d to 65535%s" % (
                 value, lowest, " (0 lets the system choose)" if lowest == 0 else ""))
