@@ -185,6 +185,8 @@ def test_client_ended_with_ctrl_c_disconnects_and_exits_zero():
     p = Proc("client", "127.0.0.1", str(srv.getPort()))
     try:
         p.wait_line(r"CONNECTED")
+        p.type(u"eins\n")
+        assert rec.wait_messages(1) == ["eins"]  # the client reads its input: connect() is over
         p.p.send_signal(signal.SIGINT)
         assert p.finish() == 0
         p.wait_line(r"DISCONNECTED")
