@@ -10,9 +10,10 @@ from __future__ import absolute_import, print_function
 
 import json
 import logging
+import socket
 import threading
 
-from ._compat import PY2, binary_type, integer_types, string_types, text_type
+from ._compat import PY2, binary_type, integer_types, make_thread, string_types, text_type
 from ._version import __version__
 from .engine import check_callable, check_port
 from .httpserver import (DEFAULT_KEEP_ALIVE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT,
@@ -26,15 +27,16 @@ except ImportError:  # pragma: no cover - Python 2.7 / Jython
 
 
 def _urllib():
-    """``(Request, urlopen, HTTPError, URLError)``, imported on first use: urllib's
-    request module pulls in ssl and email, megabytes that a script with only a
-    TCPServer should not pay for."""
+    """urllib's request module (urllib2 on Python 2), and ``HTTPException`` beside it,
+    imported on first use: it pulls in ssl and email, megabytes that a script
+    with only a TCPServer should not pay for."""
     try:  # Python 3
-        from urllib.error import HTTPError, URLError
-        from urllib.request import Request, urlopen
+        from urllib import request as module
+        from http.client import HTTPException
     except ImportError:  # pragma: no cover - Python 2.7 / Jython
-        from urllib2 import HTTPError, Request, URLError, urlopen
-    return Request, urlopen, HTTPError, URLError
+        import urllib2 as module
+        from httplib import HTTPException
+    return module, HTTPException
 
 __all__ = ["HTTPServer", "HTTPClient", "HTTPClientError"]
 
@@ -197,6 +199,11 @@ def _form_encode(data):
     if isinstance(data, (text_type, binary_type)):
         return data
     items = data.items() if hasattr(data, "items") else data
+    try:
+        items = [(k, v) for k, v in items]
+    except (TypeError, ValueError):
+        raise TypeError("data must be a dict such as {'name': 'Anna'}, a list of (name, value) pairs "
+                        "or a string such as 'name=Anna', not %s %r" % (type(data).__name__, data))
     return "&".join("%s=%s" % (_quote_plus(_utf8(k)), _quote_plus(_utf8(v))) for k, v in items)
 
 
@@ -205,6 +212,9 @@ def _fix_url(url):
         raise TypeError("url must be a string such as 'http://localhost:8080/', not %r" % (url,))
     if "://" not in url:
         url = "http://" + url
+    # the fragment (#top) names a place in the page: it is never sent, and a
+    # query appended after it would not be sent either
+    url = url.split("#", 1)[0]
     # non-ASCII characters and spaces are escaped; existing %XX escapes stay
     return _quote(_utf8(url), safe=b"%:/?#[]@!$&'()*+,;=~" if PY2 else "%:/?#[]@!$&'()*+,;=~")
 
@@ -228,15 +238,19 @@ class HTTPClient(object):
     ``data`` is a dict (sent form-encoded, UTF-8) or a string (sent as it
     is).  Each returns the response body as text, also for an error status
     (the error page's body, as the original does).  A server that cannot be
-    reached raises :class:`HTTPClientError`.  ``HTTPClient.timeout`` (10 s)
-    bounds each request.
+    reached raises :class:`HTTPClientError`.
+
+    ``HTTPClient.timeout`` (10 s) bounds each request as a whole, from the
+    name lookup to the last byte of the answer: a request that has not
+    finished by then raises :class:`HTTPClientError`.  ``None`` (or ``<= 0``)
+    waits as long as the server takes.
     """
 
     timeout = 10.0
 
     @staticmethod
     def getRequest(url, data=None):
-        """GET ``url``; ``data`` is appended as the query string."""
+        """GET ``url``; ``data`` is appended as the query string (before a ``#fragment``)."""
         query = _form_encode(data)
         url = _fix_url(url)
         if query:
@@ -276,25 +290,154 @@ class HTTPClient(object):
 
     @staticmethod
     def _send(method, url, body):
-        _URLRequest, _urlopen, _URLHTTPError, _URLError = _urllib()
-        req = _URLRequest(url, body)
+        """The request, bounded as a whole by ``HTTPClient.timeout``.
+
+        urllib's own timeout bounds each socket operation: a server that
+        sends a byte every second keeps it waiting for ever.  So the request
+        runs in a worker thread and the caller waits for it until the
+        deadline; then the worker's socket is shut down (which ends it at
+        once on CPython, within one socket timeout elsewhere) and the caller
+        gets an :class:`HTTPClientError`.  The wait also covers the name
+        lookup, which no socket timeout bounds.
+        """
+        timeout = HTTPClient.timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, integer_types + (float, type(None))):
+            raise TypeError("HTTPClient.timeout must be a number of seconds (or None: no limit), not %s %r"
+                            % (type(timeout).__name__, timeout))
+        if timeout is None or timeout <= 0:
+            return _Exchange(method, url, body, None).run()
+        exchange = _Exchange(method, url, body, timeout)
+        worker = make_thread(exchange.run_in_worker, "tcpcom-HTTPClient")
+        worker.start()
+        finished = False
+        try:
+            exchange.done.wait(timeout)
+            finished = exchange.done.is_set()
+        finally:
+            if not finished:  # the deadline passed (or Ctrl-C): the worker's result no longer counts
+                exchange.abandon()
+        if not finished:
+            raise HTTPClientError("no complete answer from %s within %s s (HTTPClient.timeout)"
+                                  % (url, _seconds(timeout)))
+        if exchange.error is not None:
+            raise exchange.error
+        return exchange.result
+
+
+def _seconds(value):
+    """10.0 -> '10', 0.5 -> '0.5'."""
+    return ("%.3f" % value).rstrip("0").rstrip(".")
+
+
+class _Exchange(object):
+    """One request of HTTPClient: urllib, with every socket it opens remembered so that
+    a caller that gives up (the deadline passed) can shut it down."""
+
+    def __init__(self, method, url, body, timeout):
+        self.method = method
+        self.url = url
+        self.body = body
+        self.timeout = timeout
+        self.done = threading.Event()
+        self.result = self.error = None
+        self._lock = threading.Lock()
+        self._sockets = []
+        self._abandoned = False
+
+    def run_in_worker(self):
+        try:
+            self.result = self.run()
+        except Exception as e:  # handed to the caller, who raises it
+            self.error = e
+        finally:
+            self.done.set()
+
+    def abandon(self):
+        with self._lock:
+            self._abandoned = True
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            _shut(sock)
+
+    def _connected(self, conn):
+        """Called by the connection right after it connected."""
+        sock = conn.sock
+        # Python 2: HTTPConnection.close() replaces the wrapper's socket by a
+        # dummy while the response still reads from the real one underneath
+        sock = getattr(sock, "_sock", sock) if PY2 else sock
+        with self._lock:
+            if not self._abandoned:
+                self._sockets.append(sock)
+                return
+        _shut(sock)
+        raise HTTPClientError("gave up on %s (HTTPClient.timeout)" % self.url)
+
+    def _opener(self):
+        urllib = _urllib()[0]
+        exchange = self
+
+        def do_open(handler_class):
+            def opener(self, http_class, req, **kwargs):
+                def connection(host, **options):
+                    conn = http_class(host, **options)
+                    plain_connect = conn.connect
+
+                    def connect():
+                        plain_connect()
+                        exchange._connected(conn)
+                    conn.connect = connect
+                    return conn
+                return handler_class.do_open(self, connection, req, **kwargs)
+            return opener
+
+        handlers = [type("HTTPHandler", (urllib.HTTPHandler, object), {"do_open": do_open(urllib.HTTPHandler)})]
+        if hasattr(urllib, "HTTPSHandler"):  # not where Python has no ssl
+            handlers.append(type("HTTPSHandler", (urllib.HTTPSHandler, object),
+                                 {"do_open": do_open(urllib.HTTPSHandler)}))
+        return urllib.build_opener(*handlers)
+
+    def run(self):
+        urllib, HTTPException = _urllib()
+        method, url, body = self.method, self.url, self.body
+        req = urllib.Request(url, body)
         req.get_method = lambda: method
         if body is not None:
             req.add_header("Content-Type", "application/x-www-form-urlencoded")
         try:
-            response = _urlopen(req, timeout=HTTPClient.timeout)
-        except _URLHTTPError as e:  # an error status: its page is the answer
+            if self.timeout is None:
+                response = self._opener().open(req)
+            else:
+                response = self._opener().open(req, timeout=self.timeout)
+        except urllib.HTTPError as e:  # an error status: its page is the answer
             try:
                 return _decode_body(e.read(), e.headers)
             finally:
                 e.close()
-        except _URLError as e:
+        except urllib.URLError as e:
             raise HTTPClientError("cannot reach %s: %s" % (url, getattr(e, "reason", e)))
-        except (IOError, OSError) as e:  # e.g. a timeout while connecting or reading
-            raise HTTPClientError("request to %s failed: %s" % (url, e))
+        except HTTPClientError:
+            raise
+        except (IOError, OSError, HTTPException) as e:  # e.g. a timeout, a hang-up before the answer
+            raise HTTPClientError("request to %s failed: %s" % (url, _reason(e)))
         try:
             return _decode_body(response.read(), response.headers if not PY2 else response.info())
-        except (IOError, OSError) as e:
-            raise HTTPClientError("reading the answer of %s failed: %s" % (url, e))
+        except (IOError, OSError, HTTPException) as e:  # e.g. a hang-up in the middle of the body
+            raise HTTPClientError("reading the answer of %s failed: %s" % (url, _reason(e)))
         finally:
             response.close()
+
+
+def _reason(error):
+    """The text of an error, or its class name when it has none (IncompleteRead, RemoteDisconnected)."""
+    return str(error) or type(error).__name__
+
+
+def _shut(sock):
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except (socket.error, OSError, AttributeError):
+        pass
+    try:
+        sock.close()
+    except (socket.error, OSError, AttributeError):
+        pass

@@ -1,0 +1,229 @@
+# -*- coding: utf-8 -*-
+"""``python3 -m tcpcom`` as a new user meets it: wrong arguments, a taken port, a server that hangs up."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from helpers import DEADLINE, Recorder
+from tcpcom import TCPServer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           PYTHONIOENCODING="utf-8", PYTHONUNBUFFERED="1")
+
+
+def run_cli(*args):
+    """``python3 -m tcpcom ARGS`` with no input; (exit status, stdout lines, stderr lines)."""
+    p = subprocess.run([sys.executable, "-m", "tcpcom"] + list(args), stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, cwd=ROOT, timeout=DEADLINE)
+    out = p.stdout.decode("utf-8", "replace").splitlines()
+    err = p.stderr.decode("utf-8", "replace").splitlines()
+    return p.returncode, out, err
+
+
+class Proc(object):
+    """A CLI process whose stdin stays open (a user who has not typed yet); stdout lines are collected."""
+
+    def __init__(self, *args):
+        self.p = subprocess.Popen([sys.executable, "-m", "tcpcom"] + list(args), stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ENV, cwd=ROOT)
+        self.lines = []
+        self.cond = threading.Condition()
+        self.t = threading.Thread(target=self._read)
+        self.t.daemon = True
+        self.t.start()
+
+    def _read(self):
+        for raw in self.p.stdout:
+            with self.cond:
+                self.lines.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
+                self.cond.notify_all()
+
+    def wait_line(self, pattern, timeout=DEADLINE):
+        rx = re.compile(pattern)
+        with self.cond:
+            ok = self.cond.wait_for(lambda: any(rx.search(l) for l in self.lines), timeout)
+            assert ok, "no line matching %r in %r" % (pattern, self.lines)
+            return [rx.search(l) for l in self.lines if rx.search(l)][0]
+
+    def type(self, text):
+        self.p.stdin.write(text.encode("utf-8"))
+        self.p.stdin.flush()
+
+    def finish(self, timeout=DEADLINE):
+        code = self.p.wait(timeout)
+        self.t.join(timeout)
+        return code
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+        self.p.stdin.close()
+        self.p.stdout.close()
+
+
+# -- item 6: one line for every wrong argument, and a non-zero status -------------------
+
+WRONG = [
+    (["server", "70000"], ["70000", "65535"]),
+    (["server", "-5"], ["-5", "65535"]),
+    (["server", "abc"], ["'abc'", "number"]),
+    (["server"], ["port"]),
+    (["server", "5000", "--bogus"], ["--bogus"]),
+    (["server", "5000", "--host"], ["--host"]),
+    (["client"], ["address", "port"]),
+    (["client", "localhost"], ["port"]),
+    (["client", "localhost", "x"], ["'x'", "number"]),
+    (["client", "", "5000"], ["address", "empty"]),
+    (["server", "5000.5"], ["'5000.5'", "whole number"]),
+    (["client", "localhost", "0"], ["0", "1 to 65535"]),
+    (["client", "localhost", "65536"], ["65536", "1 to 65535"]),
+    (["client", "localhost", "5000", "extra"], ["extra"]),
+    (["sever", "5000"], ["'sever'", "server"]),
+    (["demo", "now"], ["now"]),
+    ([], ["demo", "server", "client"]),
+]
+
+
+@pytest.mark.parametrize("args,words", WRONG, ids=[" ".join(a) or "(nothing)" for a, _ in WRONG])
+def test_a_wrong_argument_gets_one_line_saying_what_is_wrong_and_what_to_do(args, words):
+    code, out, err = run_cli(*args)
+    assert code != 0
+    assert out == []
+    assert len(err) == 1, err
+    line = err[0]
+    assert "Traceback" not in line and "usage:" not in line
+    for word in words:
+        assert word in line, (word, line)
+    assert re.search(r"e\.g\.|--help|give|use|choose", line), line  # and what to do
+
+
+def test_a_port_out_of_range_names_the_range_the_command_accepts():
+    _, _, err = run_cli("server", "70000")
+    assert "0 to 65535" in err[0]  # 0 lets the system choose: the LISTENING line shows the port
+    _, _, err = run_cli("client", "127.0.0.1", "0")
+    assert "0 lets" not in err[0] and "1 to 65535" in err[0]
+
+
+def test_an_address_this_machine_does_not_have_is_one_line_too():
+    code, out, err = run_cli("server", "0", "--host", "192.0.2.1")  # TEST-NET-1: never a local address
+    assert code != 0
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    assert "192.0.2.1" in err[0] and "--host" in err[0]
+
+
+def test_help_and_version_still_exit_zero():
+    assert run_cli("--help")[0] == 0
+    assert run_cli("server", "--help")[0] == 0
+    assert run_cli("--version")[0] == 0
+
+
+# -- item 7: a taken port --------------------------------------------------------------
+
+@pytest.mark.parametrize("host_args", [["--host", "127.0.0.1"], []], ids=["127.0.0.1", "default host"])
+def test_server_on_a_taken_port_says_so_and_exits_non_zero(host_args):
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        code, out, err = run_cli("server", str(port), *host_args)
+    finally:
+        taken.close()
+    assert code != 0
+    text = "\n".join(out + err)
+    assert "PORT_IN_USE" in text
+    assert "port %d is in use: stop the other program or choose another port" % port in text
+    assert "Traceback" not in text
+
+
+# -- item 8: the server hangs up ---------------------------------------------------------
+
+def test_client_says_the_server_closed_the_connection_and_exits_without_waiting_for_input():
+    rec = Recorder("server")
+    srv = TCPServer(0, rec, host="127.0.0.1")
+    p = Proc("client", "127.0.0.1", str(srv.getPort()))
+    try:
+        p.wait_line(r"CONNECTED")
+        rec.wait_state("CONNECTED")
+        p.type(u"hallo\n")
+        assert rec.wait_messages(1) == ["hallo"]
+        srv.disconnect()  # nothing more is typed: stdin stays open
+        code = p.finish()
+        assert code == 1
+        p.wait_line(r"DISCONNECTED")
+        p.wait_line(r"server closed the connection")
+        assert "Traceback" not in "\n".join(p.lines) and "Fatal" not in "\n".join(p.lines)
+    finally:
+        p.kill()
+        srv.terminate()
+
+
+def test_client_that_cannot_connect_says_what_to_check():
+    lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lst.bind(("127.0.0.1", 0))
+    port = lst.getsockname()[1]
+    lst.close()  # nobody listens there now
+    code, out, err = run_cli("client", "127.0.0.1", str(port))
+    assert code != 0
+    text = "\n".join(out + err)
+    assert "CONNECTION_FAILED" in text
+    assert re.search(r"cannot connect to 127\.0\.0\.1:%d: .*server" % port, text), text
+    assert "Traceback" not in text
+
+
+def test_client_ended_with_ctrl_c_disconnects_and_exits_zero():
+    rec = Recorder("server")
+    srv = TCPServer(0, rec, host="127.0.0.1")
+    p = Proc("client", "127.0.0.1", str(srv.getPort()))
+    try:
+        p.wait_line(r"CONNECTED")
+        p.type(u"eins\n")
+        assert rec.wait_messages(1) == ["eins"]  # the client reads its input: connect() is over
+        p.p.send_signal(signal.SIGINT)
+        assert p.finish() == 0
+        p.wait_line(r"DISCONNECTED")
+        rec.wait_state("LISTENING", 2)  # the server saw the client go
+        assert "Traceback" not in "\n".join(p.lines)
+    finally:
+        p.kill()
+        srv.terminate()
+
+
+def test_client_with_piped_input_prints_the_answers_before_it_disconnects():
+    def answer(state, msg):
+        if state == "MESSAGE" and msg == "zwei":  # answers that take a moment (well within QUIET = 1 s)
+            t = threading.Timer(0.2, lambda: (srv.sendMessage("ack eins"), srv.sendMessage("ack zwei")))
+            t.daemon = True
+            t.start()
+    srv = TCPServer(0, answer, host="127.0.0.1")
+    try:
+        p = subprocess.run([sys.executable, "-m", "tcpcom", "client", "127.0.0.1", str(srv.getPort())],
+                           input=u"eins\nzwei\n".encode("utf-8"), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, env=ENV, cwd=ROOT, timeout=DEADLINE)
+    finally:
+        srv.terminate()
+    out = p.stdout.decode("utf-8", "replace")
+    assert p.returncode == 0, out
+    assert re.search(r"MESSAGE +ack eins\n.*MESSAGE +ack zwei\n.*DISCONNECTED", out, re.S), out
+
+
+def test_client_given_a_name_nobody_knows_says_so():
+    code, out, err = run_cli("client", "no-such-host.invalid", "5000")  # .invalid never resolves (RFC 2606)
+    assert code == 1
+    assert "CONNECTION_FAILED" in "\n".join(out)
+    assert "no computer is known by the name 'no-such-host.invalid'" in out[-1], out
+
+
+def test_a_port_that_needs_administrator_rights_is_explained():
+    from tcpcom.cli import _listen_error  # root may bind port 80, so the message is checked directly
+    import errno
+    line = _listen_error(socket.error(errno.EACCES, "Permission denied"), 80, "")
+    assert "port 80 needs administrator rights" in line and "1024 to 65535" in line
