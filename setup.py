@@ -33,7 +33,7 @@ setup(
     description="Threaded TCP/UDP/HTTP engine with the TigerJython tcpcom API and the XTension plugin API",
     long_description=read("README.md"),
     long_description_content_type="text/markdown",
-    packages=find_packages(include=["tcpcom", "tcpcom.*", "xtcompat", "xtcompat.*"]),
+    packages=find_packages(HERE, include=["tcpcom", "tcpcom.*", "xtcompat", "xtcompat.*"]),
     # the stubs (.pyi) and the PEP 561 marker of every package
     package_data={"": ["py.typed", "*.pyi"]},
     zip_safe=False,  # mypy finds stubs only in a package directory
