@@ -20,8 +20,9 @@ import threading
 import unittest
 import zipfile
 
-from jyutil import DEADLINE, ROOT
+from jyutil import DEADLINE  # (importing jyutil also puts the repository on sys.path)
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import tigerjython_zip  # noqa: E402
 
