@@ -1,31 +1,60 @@
+"""Packaging metadata (the build system is declared in pyproject.toml).
+
+The metadata stays here, not in pyproject.toml's [project] table, because the
+setuptools that pip picks on Python 2.7 (44.x) cannot read that table: with
+setup.py the sdist still builds there. The version has one source,
+tcpcom/_version.py. Keep the classifiers and python_requires what CI's
+version matrix checks (.ci/matrix.py; tests/test_packaging.py compares them).
+"""
 import io
 import os
 import re
 
-from setuptools import setup
+from setuptools import find_packages, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def read(*parts):
+    with io.open(os.path.join(HERE, *parts), encoding="utf-8") as f:
+        return f.read()
 
 
 def read_version():
-    here = os.path.dirname(os.path.abspath(__file__))
-    with io.open(os.path.join(here, "tcpcom", "_version.py"), encoding="utf-8") as f:
-        return re.search(r'__version__ = "([^"]+)"', f.read()).group(1)
+    return re.search(r'^__version__ = "([^"]+)"', read("tcpcom", "_version.py"), re.M).group(1)
 
+
+#: the CPython versions CI's matrix runs (and Jython 2.7); python_requires follows from them
+PYTHON_VERSIONS = ["2.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13"]
 
 setup(
     name="tcpcom",
     version=read_version(),
     description="Threaded TCP/UDP/HTTP engine with the TigerJython tcpcom API and the XTension plugin API",
-    long_description=io.open("README.md", encoding="utf-8").read(),
+    long_description=read("README.md"),
     long_description_content_type="text/markdown",
-    packages=["tcpcom", "tcpcom.engine", "xtcompat"],
-    python_requires=">=2.7",
+    packages=find_packages(HERE, include=["tcpcom", "tcpcom.*", "xtcompat", "xtcompat.*"]),
+    # the stubs (.pyi) and the PEP 561 marker of every package
+    package_data={"": ["py.typed", "*.pyi"]},
+    zip_safe=False,  # mypy finds stubs only in a package directory
+    python_requires=">=2.7, !=3.0.*, !=3.1.*, !=3.2.*, !=3.3.*, !=3.4.*, !=3.5.*, !=3.6.*, !=3.7.*",
     install_requires=[],
     extras_require={"test": ["pytest>=7", "pytest-timeout>=2", "hypothesis>=6"]},
     entry_points={"console_scripts": ["tcpcom = tcpcom.cli:main"]},
+    # one wheel for Python 2.7 and 3: the library is pure Python in a syntax both run
+    options={"bdist_wheel": {"python_tag": "py2.py3"}},
     classifiers=[
-        "Programming Language :: Python :: 2.7",
+        "Development Status :: 4 - Beta",
+        "Intended Audience :: Developers",
+        "Intended Audience :: Education",
+        "Operating System :: OS Independent",
+        "Programming Language :: Python :: 2",
         "Programming Language :: Python :: 3",
+    ] + ["Programming Language :: Python :: %s" % v for v in PYTHON_VERSIONS] + [
+        "Programming Language :: Python :: Implementation :: CPython",
         "Programming Language :: Python :: Implementation :: Jython",
+        "Topic :: Education",
         "Topic :: System :: Networking",
+        "Typing :: Typed",
     ],
 )
