@@ -37,7 +37,7 @@ from __future__ import absolute_import
 
 from ..framing import DEFAULT_MAX_MESSAGE_SIZE, MessageTooLarge
 from .checks import check_callable, check_host, check_number, check_options, check_port, is_ip_literal
-from .connection import BIG_SEND, DEFAULT_SEND_TIMEOUT, Connection, FunctionHandler, Handler
+from .connection import BIG_SEND, DEFAULT_SEND_TIMEOUT, Connection, FunctionHandler, Handler, State
 from .deadlines import watchdog
 from .dialing import DEFAULT_CONNECT_TIMEOUT, connect, open_socket, probe_hangup
 from .errors import (CLOSED, DROPPED, ERROR, FAILED, LOST_AT_ONCE, NOT_FOUND, OCCUPIED, REFUSED, TIMED_OUT,
@@ -49,7 +49,7 @@ from .listener import DEFAULT_MAX_CONNECTIONS, Listener
 from .reading import RECV_SIZE, current_reader
 from .sockets import wait_readable, writable_now
 
-__all__ = ["Listener", "Connection", "Handler", "FunctionHandler", "connect", "open_socket", "probe_hangup",
+__all__ = ["Listener", "Connection", "State", "Handler", "FunctionHandler", "connect", "open_socket", "probe_hangup",
            "ConnectError", "ConnectionClosedError", "PortInUseError", "ReadTimeout", "DeadlineExceeded",
            "SendTimeout", "MessageTooLarge", "end_kind", "error_number", "error_text", "is_name_error", "NETWORK_ERRORS",
            "REFUSED", "NOT_FOUND", "TIMED_OUT", "OCCUPIED", "UNREACHABLE", "LOST_AT_ONCE", "FAILED",
