@@ -78,6 +78,8 @@ class Dispatcher(object):
         self._idle = 0
         self._seq = 0
         self._taken = 0  # tasks picked up so far (progress, for the stall monitor)
+        self._running = 0  # tasks being run now
+        self._idle_waiters = 0  # threads in wait_idle()
         self._monitoring = False
 
     def schedule(self, fn):
@@ -121,8 +123,13 @@ class Dispatcher(object):
     def _work(self):
         cond = self._cond
         tasks = self._tasks
+        ran = False
         while True:
             with cond:
+                if ran:  # counted here, under the lock taken anyway: no extra lock per task
+                    self._running -= 1
+                    if self._idle_waiters and not self._running and not tasks:
+                        cond.notify_all()
                 deadline = None
                 while not tasks:
                     if self._workers > self.max_workers:  # an extra from a stall: leave now
@@ -139,11 +146,36 @@ class Dispatcher(object):
                     self._idle -= 1
                 fn = tasks.popleft()
                 self._taken += 1
-            call_logged(fn, ())
+                self._running += 1
+            try:
+                call_logged(fn, ())
+            except BaseException:
+                with cond:
+                    self._running -= 1
+                raise
+            ran = True
 
     @property
     def worker_count(self):
         return self._workers
+
+    def wait_idle(self, timeout):
+        """Wait up to ``timeout`` s until no task waits and none runs; True if so.
+
+        (At a program's end: its last events are delivered before it exits.)
+        """
+        deadline = monotonic() + timeout
+        with self._cond:
+            self._idle_waiters += 1
+            try:
+                while self._tasks or self._running:
+                    left = deadline - monotonic()
+                    if left <= 0:
+                        return False
+                    self._cond.wait(left)
+            finally:
+                self._idle_waiters -= 1
+        return True
 
 
 class EventPump(object):

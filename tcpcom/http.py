@@ -18,7 +18,8 @@ from ._version import __version__
 from .engine import check_callable, check_port
 from .httpserver import (DEFAULT_KEEP_ALIVE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT,
                          HTTPListener, make_response)
-from .tcp import _Face, _live, getIPAddress
+from .lifetime import keeps_alive, register
+from .tcp import Face, getIPAddress
 
 try:  # Python 3
     from urllib.parse import quote as _quote, quote_plus as _quote_plus
@@ -51,7 +52,7 @@ def _plain_ip(address):
     return address
 
 
-class HTTPServer(_Face):
+class HTTPServer(Face):
     """A web server for classroom pages (TigerJython tcpcom).
 
     ``HTTPServer(requestHandler, serverName="PYSERVER", port=80, isVerbose=False)``
@@ -98,8 +99,8 @@ class HTTPServer(_Face):
             port, self._app, host=host, serialize=serialize, dispatcher=dispatcher,
             server_name=serverName, max_request_line=maxRequestLine, max_header_bytes=maxHeaderBytes,
             max_body=maxBody, request_timeout=requestTimeout, keep_alive_timeout=keepAliveTimeout,
-            max_connections=maxConnections, methods=SERVED_METHODS, daemon=False)
-        _live.add(self)
+            max_connections=maxConnections, methods=SERVED_METHODS, daemon=not keeps_alive())
+        register(self)
         self.port = self._listener.port
         self._debug("serving HTTP on port %d", self.port)
 

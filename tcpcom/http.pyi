@@ -1,7 +1,7 @@
 # Types of tcpcom.http: HTTPServer and HTTPClient, the TigerJython face (re-exported by tcpcom).
 from typing import Any, Callable, Dict, Iterable, Optional, Tuple, Union
 
-from .tcp import _Face
+from .tcp import Face
 
 __all__ = ["HTTPServer", "HTTPClient", "HTTPClientError"]
 
@@ -10,7 +10,7 @@ __all__ = ["HTTPServer", "HTTPClient", "HTTPClientError"]
 _RequestHandler = Callable[[str, str, Tuple[Tuple[str, str], ...]], Any]
 _Data = Union[None, str, bytes, Dict[Any, Any], Iterable[Tuple[Any, Any]]]
 
-class HTTPServer(_Face):
+class HTTPServer(Face):
     requestHandler: _RequestHandler
     serverName: str
     port: int

@@ -8,11 +8,11 @@ from __future__ import absolute_import, print_function
 
 import logging
 import threading
-import weakref
 
 from ._compat import binary_type, script_text, string_types, text_type
 from ._version import __version__
 from .dispatch import SerialExecutor
+from .lifetime import close_all, keeps_alive, register  # noqa: F401  (close_all: tcpcom.tcp.close_all)
 from .engine import (DEFAULT_CONNECT_TIMEOUT, OCCUPIED, ConnectError, ConnectionClosedError, Listener, PortInUseError, check_callable,
                      check_number, check_port, connect, local_addresses)
 from .framing import DEFAULT_MAX_MESSAGE_SIZE
@@ -21,17 +21,7 @@ from .framing import DEFAULT_MAX_MESSAGE_SIZE
 EVENT_WAIT = 5.0
 
 
-#: every TCPServer and TCPClient made, while it exists (see close_all)
-_live = weakref.WeakSet()
-
-
-def close_all():
-    """Terminate every TCPServer and disconnect every TCPClient of this program."""
-    for obj in list(_live):
-        obj._close()
-
-
-class _Face(object):
+class Face(object):
     """What TCPServer and TCPClient share: diagnostics and event delivery."""
 
     isVerbose = False
@@ -76,7 +66,7 @@ def getIPAddress():
     return addresses[0] if addresses else "127.0.0.1"
 
 
-class TCPServer(_Face):
+class TCPServer(Face):
     """A TCP server for one client at a time (TigerJython tcpcom).
 
     ``TCPServer(port, stateChanged, isVerbose=False)``; the third positional
@@ -112,7 +102,7 @@ class TCPServer(_Face):
         self.isVerbose = bool(isVerbose)
         self.stateChanged = stateChanged or _ignore
         self._executor = SerialExecutor(dispatcher)
-        _live.add(self)
+        register(self)
         self._terminated = False
         self._timeout = None
         self.port = port
@@ -122,7 +112,7 @@ class TCPServer(_Face):
                 port, self._on_connection, host=host, framing=self.endOfBlock,
                 max_message_size=maxMessageSize, max_connections=1, serialize=True,
                 executor=self._executor, on_refused=self._on_refused, on_closed=self._on_closed,
-                dispatcher=dispatcher, start=False, daemon=False)
+                dispatcher=dispatcher, start=False, daemon=not keeps_alive())
         except PortInUseError as e:
             self._terminated = True
             self._debug("%s", e)
@@ -257,7 +247,7 @@ class _ServerSide(object):
             server._emit(TCPServer.LISTENING, str(server.port))
 
 
-class TCPClient(_Face):
+class TCPClient(Face):
     """A TCP client (TigerJython tcpcom).
 
     ``TCPClient(ipAddress, port, stateChanged, isVerbose=False)``; nothing
@@ -302,7 +292,7 @@ class TCPClient(_Face):
         self.occupiedWait = occupiedWait
         self.maxMessageSize = maxMessageSize
         self._executor = SerialExecutor(dispatcher)
-        _live.add(self)
+        register(self)
         self._conn = None
         self._connecting = False
         self._lastWait = None
@@ -328,7 +318,8 @@ class TCPClient(_Face):
                 conn = connect(self.ipAddress, self.port, _ClientSide(self),
                                timeout if timeout and timeout > 0 else DEFAULT_CONNECT_TIMEOUT,
                                occupied_wait=self.getOccupiedWait, start=False, framing=self.endOfBlock,
-                               max_message_size=self.maxMessageSize, executor=self._executor, daemon=False)
+                               max_message_size=self.maxMessageSize, executor=self._executor,
+                               daemon=not keeps_alive())
             except ConnectError as e:
                 self._debug("connection to %s failed: %s", where, e)
                 self._post(self.SERVER_OCCUPIED if e.kind == OCCUPIED else self.CONNECTION_FAILED, where)

@@ -15,11 +15,11 @@ _Text = Union[str, bytes]
 def close_all() -> None: ...
 def getIPAddress() -> str: ...
 
-class _Face:
+class Face:
     isVerbose: bool
     _log: logging.Logger
 
-class TCPServer(_Face):
+class TCPServer(Face):
     PORT_IN_USE: str
     CONNECTED: str
     LISTENING: str
@@ -44,7 +44,7 @@ class TCPServer(_Face):
     @staticmethod
     def getIPAddress() -> str: ...
 
-class TCPClient(_Face):
+class TCPClient(Face):
     CONNECTING: str
     SERVER_OCCUPIED: str
     CONNECTION_FAILED: str

@@ -20,7 +20,7 @@ def measure_cycles(cycle, n, figures):
         cycle(i)
     # a closed connection's reader lingers until the peer has closed too (ms here): let the
     # last warm-up cycle's readers end before counting
-    settle(lambda: not [t for t in own_threads() if t.startswith("tcpcom-conn")])
+    settle(lambda: not [t for t in engine_threads() if t.startswith("tcpcom-conn")])
     gc.collect()
     tracemalloc.start()
     try:

@@ -1,0 +1,128 @@
+"""The end of a program: its last events delivered, one Ctrl-C, leaving the REPL.
+
+The faces' objects (``TCPServer``, ``TCPClient``, ``HTTPServer``) register
+here.  What this module promises:
+
+- **The last events reach the user before the program ends.**  Callbacks run
+  on the dispatcher's daemon workers; at exit (``atexit``) the program waits,
+  at most ``EXIT_WAIT`` s, until they have delivered everything posted --
+  a ``PORT_IN_USE`` on a script's last line is printed whole, every time.
+- **One Ctrl-C ends a script.**  A ``KeyboardInterrupt`` that ends the main
+  thread terminates every registered object before the interpreter waits
+  for the (non-daemon) server threads, so the process exits at once with
+  the usual status and the port is free.  A Ctrl-C after the script's last
+  line (the interpreter waits for the servers) does the same: every object
+  is terminated, its last events delivered, and the process ends by SIGINT
+  as an interrupted Python does.
+- **A server keeps a script alive after its last line** (the original's
+  rule: its threads are non-daemon) -- except in an interactive session,
+  where the threads are daemons and leaving the REPL (``exit()``, Ctrl-D)
+  terminates every object.
+"""
+from __future__ import absolute_import
+
+import atexit
+import os
+import signal
+import sys
+import threading
+import weakref
+
+from .dispatch import default_dispatcher
+
+#: seconds the program waits at exit for pending callbacks
+EXIT_WAIT = 5.0
+
+_live = weakref.WeakSet()
+_installed = []
+_lock = threading.Lock()
+
+
+def interactive():
+    """True in an interactive session: a REPL, or ``python -i``."""
+    flags = getattr(sys, "flags", None)
+    return hasattr(sys, "ps1") or bool(getattr(flags, "interactive", 0))
+
+
+def keeps_alive():
+    """Whether a face object's threads keep the program alive (non-daemon): not in a REPL."""
+    return not interactive()
+
+
+def register(obj):
+    """Track a face object (it has ``_close()``) until it is garbage; installs the exit hooks once."""
+    _live.add(obj)
+    if not _installed:
+        with _lock:
+            if not _installed:
+                _install()
+                _installed.append(True)
+
+
+def close_all():
+    """Terminate every TCPServer/HTTPServer and disconnect every TCPClient of this program."""
+    for obj in list(_live):
+        try:
+            obj._close()
+        except Exception:  # one that fails must not keep the others open
+            pass
+
+
+def _at_exit():
+    close_all()  # normally nothing is left: a REPL, or an interrupted wait for server threads
+    wait = getattr(default_dispatcher(), "wait_idle", None)  # an EventPump is the program's to pump
+    if wait is not None:
+        wait(EXIT_WAIT)
+
+
+def _install():
+    atexit.register(_at_exit)
+    previous = sys.excepthook
+
+    def excepthook(kind, value, tb):
+        if issubclass(kind, KeyboardInterrupt):
+            close_all()  # before the interpreter waits for the servers' threads
+        previous(kind, value, tb)
+
+    sys.excepthook = excepthook
+    _take_sigint()
+
+
+def _take_sigint():
+    # Only where Ctrl-C still raises KeyboardInterrupt (the program set no handler
+    # of its own) and only from the main thread (signal handlers are set there).
+    if threading.current_thread() is not _main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            return
+        signal.signal(signal.SIGINT, _on_sigint)
+    except (ValueError, AttributeError):  # not the main thread, or no signals here (Jython)
+        pass
+
+
+def _main_thread():
+    main = getattr(threading, "main_thread", None)  # Python 2.7 / Jython have none
+    if main is not None:
+        return main()
+    for t in threading.enumerate():
+        if isinstance(t, getattr(threading, "_MainThread", ())):
+            return t
+    return None
+
+
+def _main_has_ended():
+    main = _main_thread()
+    return main is not None and not main.is_alive()
+
+
+def _on_sigint(signum, frame):
+    if not _main_has_ended():
+        raise KeyboardInterrupt  # as always; excepthook above terminates everything
+    # The script has reached its last line and the interpreter waits for the
+    # servers' threads: a KeyboardInterrupt there is ignored (exit status 0)
+    # and the servers go on.  End them, deliver their last events, then end
+    # as an interrupted Python does.
+    _at_exit()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)

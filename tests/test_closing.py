@@ -1,0 +1,436 @@
+# -*- coding: utf-8 -*-
+"""The moments a connection or a program ends: nothing lost, nothing after the close,
+no stall, the last events printed, one Ctrl-C, leaving the REPL, a quick reconnect."""
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from helpers import DEADLINE, ENV, ROOT, Proc, Recorder, engine_threads, raw_client, recv_until, wait_until
+from tcpcom import TCPClient, TCPServer
+from tcpcom.engine import Handler, Listener, connect
+
+#: a callback that works about a millisecond per message (a print to an IDE console)
+WORK = 0.001
+
+
+# -- 1. what was sent before a close reaches the peer, also while the peer still sends --------
+
+def test_disconnect_right_after_many_sends_loses_nothing_while_the_server_echoes():
+    got = []
+
+    def on_server(state, msg):
+        if state == "MESSAGE":
+            time.sleep(WORK)  # the README's echo server, with a slow callback
+            got.append(msg)
+            server.sendMessage("echo: " + msg)
+    server = TCPServer(0, on_server, host="127.0.0.1")
+    try:
+        client = TCPClient("127.0.0.1", server.getPort(), None)
+        assert client.connect()
+        n = 2000
+        for i in range(n):
+            client.sendMessage("message %d" % i)
+        client.disconnect()  # the server is still reading and echoing
+        wait_until(lambda: len(got) == n, 60, "all %d messages at the server" % n)
+        assert got == ["message %d" % i for i in range(n)]
+    finally:
+        server.terminate()
+
+
+def _counting_device(sock, counts, done):
+    # reads everything (a small buffer at a time, slowly, as a small device does), reports its
+    # status all the while, closes when the plugin has closed
+    sock.settimeout(0.002)
+    stop = time.monotonic() + 60
+    while time.monotonic() < stop:
+        try:
+            data = sock.recv(4096)
+            time.sleep(WORK)
+        except socket.timeout:
+            try:
+                sock.sendall(b"status ok\r\n")
+            except OSError:
+                break
+            continue
+        except OSError:
+            break
+        if not data:
+            break
+        counts.append(len(data))
+        sock.sendall(b"status ok\r\n")
+    sock.close()
+    done.set()
+
+
+def _device():
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    counts, done = [], threading.Event()
+
+    def run():
+        s, _ = srv.accept()
+        srv.close()
+        _counting_device(s, counts, done)
+    threading.Thread(target=run, daemon=True).start()
+    return srv.getsockname()[1], counts, done
+
+
+def test_xtcompat_close_while_the_device_reports_status_loses_no_write():
+    from xtcompat import XTCloseConnection, XTOpenTCPConnection, XTStopAll, XTWriteConnection
+    port, counts, done = _device()
+    try:
+        cid = XTOpenTCPConnection("127.0.0.1", port, "\r\n")
+        assert cid
+        line = b"set level 50 on the dimmer in the hall\r\n"
+        n = 3000
+        assert all(XTWriteConnection(cid, line) for _ in range(n))
+        XTCloseConnection(cid)
+        assert done.wait(3 * DEADLINE)
+        assert sum(counts) == n * len(line)
+    finally:
+        XTStopAll()
+
+
+def test_engine_close_while_the_peer_still_sends_loses_nothing():
+    port, counts, done = _device()
+    conn = connect("127.0.0.1", port, None, framing="line")
+    payload = b"set level 50 on the dimmer in the hall; " * 25 + b"\r\n"
+    for _ in range(3000):
+        conn.send(payload)
+    conn.close()
+    assert done.wait(3 * DEADLINE)
+    assert sum(counts) == 3000 * len(payload)
+
+
+# -- 2. no callback after the close was asked for ----------------------------------------------
+
+def test_server_disconnect_on_quit_gets_nothing_of_the_rest_of_the_batch():
+    rec = Recorder("server")
+
+    def on_server(state, msg):
+        rec(state, msg)
+        if state == "MESSAGE" and msg == "quit":
+            server.disconnect()
+    server = TCPServer(0, on_server, host="127.0.0.1")
+    try:
+        s = raw_client(server.getPort())
+        rec.wait_state("CONNECTED")
+        s.sendall(b"hello\0quit\0rm -rf\0more\0")  # one write: one chunk
+        rec.wait_state("LISTENING", 2)
+        assert rec.messages() == ["hello", "quit"]
+        assert rec.states() == ["LISTENING", "CONNECTED", "MESSAGE", "MESSAGE", "LISTENING"]
+        s.close()
+    finally:
+        server.terminate()
+
+
+def test_xtcompat_close_on_bye_gets_nothing_after_it():
+    from xtcompat import XTCloseConnection, XTStartTCPListener, XTGetListenerPort, XTRegisterHandlers, XTStopAll
+    got, ended = [], threading.Event()
+
+    def XTNewConnection(cid, info):
+        return True
+
+    def XTDataAvailable(data, cid, info):
+        got.append(data)
+        if data == "BYE":
+            XTCloseConnection(cid)
+
+    def XTSocketError(cid, info):
+        got.append("<end>")
+        ended.set()
+    XTRegisterHandlers(dict(XTNewConnection=XTNewConnection, XTDataAvailable=XTDataAvailable,
+                            XTSocketError=XTSocketError))
+    try:
+        lid = XTStartTCPListener(0, "\r\n", host="127.0.0.1")
+        s = raw_client(XTGetListenerPort(lid))
+        s.sendall(b"status\r\nBYE\r\nmore\r\nand more\r\n")
+        assert ended.wait(DEADLINE)
+        assert got == ["status", "BYE", "<end>"]
+        s.close()
+    finally:
+        XTStopAll()
+        XTRegisterHandlers({})
+
+
+def test_engine_close_in_connection_made_delivers_only_the_closing_event():
+    events, lost = [], threading.Event()
+
+    class Shut(Handler):
+        def connection_made(self, conn):
+            events.append("made")
+            # the peer's data is already there: it must not be delivered
+            assert conn.peer_closed() is False
+            wait_until(lambda: _readable(conn))
+            conn.close()
+
+        def message_received(self, conn, message):
+            events.append(message)
+
+        def connection_lost(self, conn, reason):
+            events.append("lost")
+            lost.set()
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    c = socket.create_connection(srv.getsockname())
+    c.sendall(b"one\0two\0")
+    s, _ = srv.accept()
+    srv.close()
+    conn = connect_existing(s, Shut())
+    assert lost.wait(DEADLINE)
+    assert events == ["made", "lost"]
+    assert recv_until(c, 0) == b"" and c.recv(10) == b""  # the end of the stream
+    c.close()
+    conn.wait_closed(DEADLINE)
+
+
+def _readable(conn):
+    from tcpcom.engine import wait_readable
+    return wait_readable(conn.sock, 0)
+
+
+def connect_existing(sock, handler):
+    from tcpcom.engine import Connection
+    return Connection(sock, handler).start()
+
+
+# -- 3. blocking calls from any callback return promptly ---------------------------------------
+
+#: well under the 5 s the accept thread used to wait for a busy executor
+PROMPT = 2.5
+
+
+def _returns_promptly(state_to_act_on, act, prepare=None):
+    """A TCPServer whose callback calls ``act(server)`` at ``state_to_act_on``; returns the
+    seconds that call took; every thread of the server ends afterwards."""
+    before = engine_threads()
+    took = []
+    rec = Recorder("server")
+
+    def on_server(state, msg):
+        rec(state, msg)
+        if state == state_to_act_on and not took:
+            t = time.monotonic()
+            act(server)
+            took.append(time.monotonic() - t)
+    server = TCPServer(0, on_server, host="127.0.0.1")
+    client = None
+    try:
+        if prepare is not None:
+            client = prepare(server)
+        wait_until(lambda: took, DEADLINE, "the call from %s" % state_to_act_on)
+    finally:
+        if client is not None:
+            client.disconnect()
+        server.terminate()
+    wait_until(lambda: engine_threads() == before)
+    return took[0]
+
+
+def _client_that_says_hi(server):
+    c = TCPClient("127.0.0.1", server.getPort(), None)
+    if c.connect():  # (a server that ends at CONNECTED may look occupied to the client)
+        c.sendMessage("hi")
+    return c
+
+
+@pytest.mark.parametrize("state,prepare", [("LISTENING", None), ("CONNECTED", _client_that_says_hi),
+                                           ("MESSAGE", _client_that_says_hi)])
+def test_terminate_from_a_callback_returns_promptly(state, prepare):
+    assert _returns_promptly(state, lambda s: s.terminate(), prepare) < PROMPT
+
+
+@pytest.mark.parametrize("state", ["CONNECTED", "MESSAGE"])
+def test_server_disconnect_from_a_callback_returns_promptly(state):
+    assert _returns_promptly(state, lambda s: s.disconnect(), _client_that_says_hi) < PROMPT
+
+
+def test_terminate_from_terminated_and_port_in_use_returns_promptly():
+    took = []
+    rec = Recorder("server")
+
+    def on_server(state, msg):
+        rec(state, msg)
+        if state in ("TERMINATED", "PORT_IN_USE"):
+            t = time.monotonic()
+            holder[0].terminate()
+            took.append(time.monotonic() - t)
+    holder = [None]
+    holder[0] = TCPServer(0, on_server, host="127.0.0.1")
+    port = holder[0].getPort()
+    holder[0].terminate()
+    wait_until(lambda: len(took) == 1)
+    taken = TCPServer(0, None, host="127.0.0.1")
+    try:
+        holder[0] = TCPServer(taken.getPort(), on_server, host="127.0.0.1")
+        wait_until(lambda: len(took) == 2)
+    finally:
+        taken.terminate()
+    assert max(took) < PROMPT
+    assert port
+
+
+def test_client_disconnect_from_its_callbacks_returns_promptly():
+    server = TCPServer(0, lambda s, m: server.sendMessage(m) if s == "MESSAGE" else None, host="127.0.0.1")
+    took = []
+    try:
+        for state in ("CONNECTED", "MESSAGE"):
+            def on_client(s, m, state=state):
+                if s == state and len(took) < (1 if state == "CONNECTED" else 2):
+                    t = time.monotonic()
+                    client.disconnect()
+                    took.append(time.monotonic() - t)
+            client = TCPClient("127.0.0.1", server.getPort(), on_client)
+            client.connect()
+            if state == "MESSAGE" and client.isConnected():
+                client.sendMessage("ping")
+            wait_until(lambda: len(took) == (1 if state == "CONNECTED" else 2))
+            wait_until(lambda: not client.isConnected())
+    finally:
+        server.terminate()
+    assert max(took) < PROMPT
+
+
+# -- 4.-6. the end of a program ---------------------------------------------------------------
+
+def _script(code, timeout=DEADLINE):
+    p = subprocess.run([sys.executable, "-c", code], env=ENV, cwd=ROOT, capture_output=True,
+                       text=True, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_port_in_use_is_printed_whole_even_when_the_script_ends_at_once():
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    code = ("from tcpcom import *\n"
+            "import time\n"
+            "def onStateChanged(state, msg):\n"
+            "    time.sleep(0.05)  # a callback that takes a moment, like a print to a slow console\n"
+            "    print('state: ' + state + ' ' + msg + ' -- the end of the line')\n"
+            "server = TCPServer(%d, onStateChanged, host='127.0.0.1')\n" % port)
+    try:
+        for _ in range(5):
+            rc, out, err = _script(code)
+            assert rc == 0, err
+            assert out == "state: PORT_IN_USE %d -- the end of the line\n" % port, (out, err)
+    finally:
+        taken.close()
+
+
+def test_terminated_and_disconnected_on_the_last_line_are_printed():
+    code = ("from tcpcom import *\n"
+            "import threading, time\n"
+            "lock = threading.Lock()\n"
+            "def show(state, msg):\n"
+            "    time.sleep(0.05)\n"
+            "    with lock: print(state)\n"
+            "server = TCPServer(0, show, host='127.0.0.1')\n"
+            "client = TCPClient('127.0.0.1', server.getPort(), show)\n"
+            "client.connect()\n"
+            "client.disconnect()\n"
+            "server.terminate()\n")
+    rc, out, err = _script(code)
+    assert rc == 0, err
+    lines = out.split()
+    assert lines[-1] == "TERMINATED" and "DISCONNECTED" in lines, (out, err)
+
+
+def _interrupt_once(code):
+    """Run ``code`` until it prints 'ready', press Ctrl-C once: (exit status, seconds, output)."""
+    proc = Proc(["-c", code])
+    try:
+        port = int(proc.wait_line(r"^ready (\d+)").group(1))
+        t = time.monotonic()
+        proc.p.send_signal(signal.SIGINT)
+        rc = proc.finish(DEADLINE)
+        took = time.monotonic() - t
+    finally:
+        proc.kill()
+    free = socket.socket()
+    try:
+        free.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        free.bind(("127.0.0.1", port))  # the port is free again
+    finally:
+        free.close()
+    return rc, took, proc.lines
+
+
+_SERVER = ("from tcpcom import *\n"
+           "import time\n"
+           "server = TCPServer(0, None, host='127.0.0.1')\n"
+           "client = TCPClient('127.0.0.1', server.getPort(), None)\n"
+           "client.connect()\n"
+           "print('ready', server.getPort())\n")
+
+
+@pytest.mark.parametrize("wait", ["while True:\n    time.sleep(1)\n", "server.loopForever()\n", ""])
+def test_one_ctrl_c_ends_a_script_with_live_servers_and_clients(wait):
+    rc, took, lines = _interrupt_once(_SERVER + wait)
+    if wait.startswith("server.loopForever"):
+        assert rc == 0, lines  # loopForever() takes Ctrl-C as the way to stop
+    else:
+        assert rc in (-signal.SIGINT, 128 + signal.SIGINT, 1), (rc, lines)
+    assert took < DEADLINE
+
+
+def test_leaving_the_repl_terminates_every_object():
+    code = ("from tcpcom import *\n"
+            "def cb(state, msg): print(state)\n"
+            "\n"
+            "s = TCPServer(0, cb, host='127.0.0.1')\n"
+            "c = TCPClient('127.0.0.1', s.getPort(), cb)\n"
+            "c.connect()\n"
+            "exit()\n")
+    p = subprocess.run([sys.executable, "-i", "-q"], input=code, env=ENV, cwd=ROOT, capture_output=True,
+                       text=True, timeout=DEADLINE)
+    assert p.returncode == 0, p.stderr
+    assert "TERMINATED" in p.stdout and "DISCONNECTED" in p.stdout, (p.stdout, p.stderr)
+
+
+def test_ctrl_d_leaves_the_repl_too():
+    code = ("from tcpcom import *\n"
+            "s = TCPServer(0, None, host='127.0.0.1')\n")  # then the end of input: Ctrl-D
+    p = subprocess.run([sys.executable, "-i", "-q"], input=code, env=ENV, cwd=ROOT, capture_output=True,
+                       text=True, timeout=DEADLINE)
+    assert p.returncode == 0, p.stderr
+
+
+def test_a_script_whose_server_is_alive_still_runs_after_its_last_line():
+    # the original's rule: the server keeps the script alive until it is terminated
+    proc = Proc(["-c", _SERVER])
+    try:
+        proc.wait_line(r"^ready")
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.p.wait(0.5)
+    finally:
+        proc.p.send_signal(signal.SIGINT)
+        proc.finish(DEADLINE)
+
+
+# -- 7. a quick reconnect is not told SERVER_OCCUPIED ---------------------------------------------
+
+def test_connect_ask_disconnect_200_times_is_never_refused():
+    def on_server(state, msg):
+        time.sleep(WORK)  # a server that prints every event
+        if state == "MESSAGE":
+            server.sendMessage("answer to " + msg)
+    server = TCPServer(0, on_server, host="127.0.0.1")
+    try:
+        states = []
+        for i in range(200):
+            c = TCPClient("127.0.0.1", server.getPort(), lambda s, m: states.append(s))
+            assert c.connect(), "attempt %d: %s" % (i, states[-3:])
+            assert c.sendMessage("q%d" % i, 2) == "answer to q%d" % i
+            c.disconnect()
+        assert "SERVER_OCCUPIED" not in states
+    finally:
+        server.terminate()
