@@ -37,7 +37,8 @@ from __future__ import absolute_import
 
 from ..framing import DEFAULT_MAX_MESSAGE_SIZE, MessageTooLarge
 from .checks import check_callable, check_host, check_number, check_options, check_port, is_ip_literal
-from .connection import BIG_SEND, DEFAULT_SEND_TIMEOUT, Connection, FunctionHandler, Handler, State
+from .connection import DEFAULT_SEND_TIMEOUT, Connection, FunctionHandler, Handler
+from .lifecycle import State
 from .deadlines import watchdog
 from .dialing import DEFAULT_CONNECT_TIMEOUT, connect, open_socket, probe_hangup
 from .errors import (CLOSED, DROPPED, ERROR, FAILED, LOST_AT_ONCE, NOT_FOUND, OCCUPIED, REFUSED, TIMED_OUT,
@@ -46,6 +47,7 @@ from .errors import (CLOSED, DROPPED, ERROR, FAILED, LOST_AT_ONCE, NOT_FOUND, OC
                      error_text, is_name_error)
 from .hostinfo import NO_MAC, UNKNOWN_NAME, PeerInfo, local_addresses
 from .listener import DEFAULT_MAX_CONNECTIONS, Listener
+from .outbound import BIG_SEND
 from .reading import RECV_SIZE, current_reader
 from .sockets import wait_readable, writable_now
 

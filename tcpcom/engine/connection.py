@@ -1,81 +1,29 @@
-"""A connection: its life, sending, closing, and the read loop that feeds its handler.
+"""A connection: its socket's reading, delivery and sending (its life: lifecycle.py).
 
-See :mod:`tcpcom.engine` for the handler protocols.
-
-A connection's life is one field, ``state``, moved only by
-:meth:`Connection._move`::
-
-    opening --(connection_made posted)--> open
-    opening/open --(close(): the program, or the engine's own limits)--> closing --(linger over)--> closed
-    opening/open --(the peer closed it, or it broke)--> lost --(close())--> closed
-
-- Messages are delivered in ``opening``, ``open`` and ``lost`` (what arrived
-  before the peer ended it), never after a close was asked for -- not even
-  the rest of a chunk that arrived with the message whose callback closed.
-- The closing event (``connection_lost``) is posted exactly once, when the
-  state leaves ``opening``/``open``, after ``connection_made``; it is the
-  last event.
-- Sending works in ``opening`` and ``open`` only.
-- ``closing`` is the graceful close: what was handed to a send goes out,
-  then the end of the stream (FIN); the reader keeps reading and discarding
-  until the peer closes too, for at most ``LINGER_MAX`` s (and no longer
-  than ``LINGER_IDLE`` s after the peer last sent), then closes the socket.
-  Closing at once while the peer still sends would make the system answer
-  with a reset, which throws away what the peer has not read yet.  Nobody
-  waits for the linger: it runs on the connection's own reader thread.
+See :mod:`tcpcom.engine` for the handler protocols and
+:mod:`tcpcom.engine.lifecycle` for a connection's states.
 """
 from __future__ import absolute_import
 
 import itertools
 import logging
-import threading
 
-from .._compat import LOSSLESS_ERRORS, monotonic, set_keepalive, set_nodelay, text_type, to_bytes, wake_reader
+from .._compat import LOSSLESS_ERRORS, monotonic, set_keepalive, set_nodelay, to_bytes
 from ..dispatch import SerialExecutor
 from ..framing import DEFAULT_MAX_MESSAGE_SIZE, MessageTooLarge, make_framer
-from .checks import check_number, check_options
+from .checks import check_options
 from .deadlines import watchdog
-from .errors import NETWORK_ERRORS, ConnectionClosedError, DeadlineExceeded, ReadTimeout, SendTimeout
+from .errors import NETWORK_ERRORS, ConnectionClosedError, ReadTimeout
 from .inbound import Inbound
+from .lifecycle import CLOSED, CLOSING, DELIVERING, LOST, OPEN, SENDING, ConnectionLife, always
+from .outbound import Outbound
 from .reading import RECV_SIZE, ReaderThread, Waiter, current_reader, set_current_reader, spares
-from .sockets import (close_quietly, peer_has_closed, shutdown_quietly, shutdown_write, wait_readable,
-                      writable_now)
+from .sockets import wait_readable
 
 log = logging.getLogger("tcpcom.engine")
 
-BIG_SEND = 1 << 20  # payloads this long are sent without a copy to append the delimiter
 DEFAULT_SEND_TIMEOUT = 30.0
-
-#: a closing connection reads and discards for at most this long before it closes its socket ...
-LINGER_MAX = 10.0
-#: ... and for at most this long after the peer last sent something
-LINGER_IDLE = 2.0
-#: seconds close() waits at most for the closing event to be posted (see close())
-CLOSE_WAIT = 1.0
-
 _ids = itertools.count(1)
-
-
-class State(object):
-    """The names of a connection's states (see the module docstring)."""
-    OPENING = "opening"
-    OPEN = "open"
-    CLOSING = "closing"
-    LOST = "lost"
-    CLOSED = "closed"
-
-
-_OPENING, _OPEN, _CLOSING, _LOST, _CLOSED = State.OPENING, State.OPEN, State.CLOSING, State.LOST, State.CLOSED
-#: the moves _move() allows
-_NEXT = {_OPENING: (_OPEN, _CLOSING, _LOST), _OPEN: (_CLOSING, _LOST), _CLOSING: (_CLOSED,),
-         _LOST: (_CLOSED,), _CLOSED: ()}
-_SENDING = frozenset((_OPENING, _OPEN))
-_DELIVERING = frozenset((_OPENING, _OPEN, _LOST))
-_CLOSING_EVENT_POSTED = True  # the value of Connection._closing_event once posted with nobody waiting
-
-
-def _true():
-    return True
 
 
 class Handler(object):
@@ -128,8 +76,8 @@ def as_handler(handler):
                     "connection_made/message_received/connection_lost, not %r" % (handler,))
 
 
+class Connection(ConnectionLife):
 
-class Connection(object):
     """One TCP connection, accepted by a :class:`Listener` or made by :func:`connect`.
 
     Attributes: ``id`` (unique string), ``remote_address``, ``remote_port``,
@@ -164,27 +112,15 @@ class Connection(object):
         self.listener = listener
         self.framer = make_framer(framing, max_message_size)
         self.encoding = encoding
-        self._utf8 = (encoding or "utf-8").lower().replace("-", "").replace("_", "") == "utf8"
         self.errors = errors or LOSSLESS_ERRORS
         self._inbound = Inbound(self.framer, encoding, self.errors)
         self._handler = as_handler(handler)
         self.executor = executor or SerialExecutor(dispatcher)
         self.send_timeout = send_timeout if send_timeout and send_timeout > 0 else None
-        self._read_timeout = read_timeout if read_timeout and read_timeout > 0 else None
-        self._state = _OPENING
-        self.close_reason = None
-        self._lock = threading.Lock()       # guards _state, _waiters, _closing_event
-        self._send_lock = threading.Lock()  # one sender at a time; the FIN goes out under it
-        self._sending_since = None
-        self._fin_owed = False
-        self._waiters = []
+        ConnectionLife.__init__(self, read_timeout)
+        self._out = Outbound(sock, self.framer, encoding, self._check_open, self._send_failed)
         self._eof = None  # set by a nested read (request() inside a callback): (reason,)
         self._initial = initial_data
-        self._last_activity = monotonic()
-        self._deadline = None  # (when, farewell bytes, reason text) or None
-        self._linger_until = None
-        self._closing_event = None  # None; a Waiter someone waits on; or _CLOSING_EVENT_POSTED
-        self._reader = None
 
     def __repr__(self):
         return "<Connection %s %s:%d %s>" % (self.id, self.remote_address, self.remote_port, self._state)
@@ -200,61 +136,6 @@ class Connection(object):
         self._handler = as_handler(handler)
 
     @property
-    def read_timeout(self):
-        return self._read_timeout
-
-    @read_timeout.setter
-    def read_timeout(self, seconds):
-        check_number(seconds, "read_timeout")
-        self._read_timeout = seconds if seconds and seconds > 0 else None
-        self._last_activity = monotonic()
-        if self._read_timeout and self._reader is not None:
-            watchdog.watch(self, self._last_activity + self._read_timeout)
-
-    def set_deadline(self, seconds, farewell=None, reason=None):
-        """Close the connection ``seconds`` from now unless called again before.
-
-        ``None`` cancels.  At the deadline ``farewell`` (bytes, e.g. an HTTP
-        408 response) is sent if the socket takes it at once, then the
-        connection closes with :class:`DeadlineExceeded` (``reason`` is its
-        text).  Unlike ``read_timeout`` the clock does not restart when data
-        arrives, so it bounds a whole exchange (a request sent byte by byte).
-        """
-        if seconds is None:
-            self._deadline = None
-            return
-        when = monotonic() + max(0.0, seconds)
-        self._deadline = (when, farewell, reason or "deadline of %g s passed" % seconds)
-        if self._reader is not None:
-            watchdog.watch(self, when)
-
-    @property
-    def state(self):
-        """Where the connection is in its life: a :class:`State` name."""
-        return self._state
-
-    @property
-    def is_open(self):
-        """True while the connection can send (``opening`` or ``open``)."""
-        return self._state in _SENDING
-
-    def is_done(self):
-        """True once a close was asked for or the peer ended it (the opposite of ``is_open``)."""
-        return self._state not in _SENDING
-
-    def peer_closed(self):
-        """True if the peer has already closed its side and nothing unread is left (reads nothing)."""
-        return self._state not in _SENDING or peer_has_closed(self.sock)
-
-    @property
-    def delivering(self):
-        """True while received messages are still delivered: no close was asked for.
-
-        A handler with ``messages_received`` (a batch) checks it before each
-        message of the batch."""
-        return self._state in _DELIVERING
-
-    @property
     def info(self):
         """A dict describing the connection (for logs and the faces)."""
         return {"id": self.id, "remote_address": self.remote_address, "remote_port": self.remote_port,
@@ -266,7 +147,7 @@ class Connection(object):
         """Start the reader thread; the handler gets ``connection_made`` first."""
         reader = ReaderThread(self._read_loop)
         with self._lock:
-            if self._reader is not None or self._state is _CLOSED:
+            if self._reader is not None or self._state is CLOSED:
                 return self
             self._reader = reader
         # accepted daemon connections take a spare thread if one waits
@@ -278,142 +159,10 @@ class Connection(object):
             watchdog.watch(self, monotonic() + min(deadlines))
         return self
 
-    def close(self, reason=None):
-        """Close the connection gracefully; the handler's ``connection_lost(conn, reason)`` follows.
-
-        What was handed to a send before goes out, then the end of the
-        stream; no message is delivered after this call.  Returns at once
-        (the linger runs on the reader thread); the closing event is
-        delivered before it returns when this connection's callbacks are
-        idle, else right after the callback that runs.  Safe to call twice
-        and from any thread or callback.
-        """
-        if not self._move(_CLOSING, reason) and self._state is _LOST:
-            self._move(_CLOSED)  # the peer had ended it: what it sent before is not delivered any more
-        if current_reader() is not self:
-            # closed before connection_made was posted: the reader posts it and then
-            # the closing event; wait (bounded) for that, not for the linger
-            self.wait_closed(CLOSE_WAIT)
-
     def close_write(self):
         """Shut down the sending side after what was sent (the peer reads the end of
         the stream); reading goes on until the peer closes or the connection is closed."""
-        with self._send_lock:
-            try:
-                shutdown_write(self.sock)
-            except Exception as e:
-                log.debug("%r: shutdown for writing failed: %s", self, e)
-
-    def wait_closed(self, timeout=None):
-        """Block until the connection has ended and its closing event was posted."""
-        with self._lock:
-            w = self._closing_event
-            if w is _CLOSING_EVENT_POSTED:
-                return True
-            if w is None:
-                w = self._closing_event = Waiter()
-        return w.wait(timeout)
-
-    def _move(self, to, reason=None, inline=True):
-        """The one place a connection's state changes; returns False if that move is not allowed now.
-
-        ``inline``: the closing event may run on the calling thread (False for
-        the engine's own threads, which never run user code).
-        """
-        with self._lock:
-            was = self._state
-            if to not in _NEXT[was]:
-                return False
-            self._state = to
-            if to is _CLOSING or to is _LOST:
-                self.close_reason = reason
-                waiters, self._waiters = self._waiters, []
-                for w in waiters:  # request() returns None
-                    w.set()
-            reader = self._reader
-        if to is _CLOSING:
-            self._fin_owed = True
-            self._pay_fin()
-            if reader is None:  # never started: nothing to linger with
-                self._move(_CLOSED)
-                self._post_closing_event(inline)
-            else:
-                now = self._last_activity = monotonic()  # the linger's idle clock starts now
-                self._linger_until = now + LINGER_MAX
-                watchdog.watch(self, now)  # checks the linger from now on
-                if was is _OPEN:  # from opening: the reader posts it after connection_made
-                    self._post_closing_event(inline)
-        elif to is _CLOSED or to is _LOST:
-            watchdog.forget(self)
-            close_quietly(self.sock)
-        return True
-
-    def _abort(self):
-        """End the socket now (the linger is over, or a send failed): wakes the reader."""
-        shutdown_quietly(self.sock)
-        wake_reader(self.sock)  # Jython: shutdown() does not wake the reader's recv()
-
-    def _post_closing_event(self, inline):
-        self.executor.post(self._lost, (self.close_reason,), inline, _true)
-        with self._lock:
-            w, self._closing_event = self._closing_event, _CLOSING_EVENT_POSTED
-        if w is not None:
-            w.set()
-
-    def watch_ended(self):
-        """For the watchdog: nothing is left to watch once the socket is closed."""
-        return self._state is _LOST or self._state is _CLOSED
-
-    def check_deadlines(self, now):
-        """For the watchdog: act on a deadline that passed; returns the next check time (or None)."""
-        state = self._state
-        if state is _CLOSING:  # lingering
-            due = min(self._linger_until, self._last_activity + LINGER_IDLE)
-            if now >= due:
-                self._abort()
-                return None
-            return due
-        if state not in _SENDING:
-            return None
-        nxt = None
-        dl = self._deadline
-        if dl is not None:
-            if now >= dl[0]:
-                self._expire(dl)
-                return None  # closing: _move() asked for the linger's checks
-            nxt = dl[0]
-        rt = self._read_timeout
-        if rt:
-            due = self._last_activity + rt
-            if now >= due:
-                self._move(_CLOSING, ReadTimeout("no data received for %g s (read timeout)" % rt), False)
-                return None
-            nxt = due if nxt is None else min(nxt, due)
-        st = self.send_timeout
-        if st:
-            since = self._sending_since
-            if since is not None and now - since >= st:
-                # the peer is not reading: nothing will drain, end it now
-                self._move(_CLOSING, SendTimeout("a send made no progress for %g s: the peer is not "
-                                                 "reading (send timeout)" % st), False)
-                self._abort()
-                return None
-            due = (since + st) if since is not None else now + st
-            nxt = due if nxt is None else min(nxt, due)
-        return nxt
-
-    def _expire(self, deadline):
-        # on the watchdog thread: never wait for the peer
-        _, farewell, reason = deadline
-        if farewell and self._send_lock.acquire(False):
-            try:
-                if self._state in _SENDING and writable_now(self.sock):
-                    self.sock.send(farewell)
-            except NETWORK_ERRORS as e:
-                log.debug("%r: farewell not sent: %s", self, e)
-            finally:
-                self._send_lock.release()
-        self._move(_CLOSING, DeadlineExceeded(reason), False)
+        self._out.close_write()
 
     # -- receiving -------------------------------------------------------------
 
@@ -422,7 +171,7 @@ class Connection(object):
         reason = None
         try:
             self.executor.post(self._made, (), True, self.is_done)
-            if not self._move(_OPEN):  # closed during connection_made: its closing event is ours to post
+            if not self._move(OPEN):  # closed during connection_made: its closing event is ours to post
                 self._post_closing_event(True)
             if self._initial:
                 reason = self._received(self._initial)
@@ -437,7 +186,7 @@ class Connection(object):
                 if not data:
                     break
                 self._last_activity = monotonic()
-                if self._state is not _CLOSING:  # closing: lingering, what comes is discarded
+                if self._state is not CLOSING:  # closing: lingering, what comes is discarded
                     reason = self._received(data)
         except Exception as e:  # a bug in the engine: never die silently
             log.exception("reader of %r failed", self)
@@ -449,14 +198,14 @@ class Connection(object):
 
     def _ended(self, reason):
         # the read loop is over: the peer ended it (lost), or the linger of a close is (closed)
-        if self._state is _CLOSING or not self._move(_LOST, reason):
-            self._move(_CLOSED)
+        if self._state is CLOSING or not self._move(LOST, reason):
+            self._move(CLOSED)
             return
         if reason is not None and not isinstance(reason, MessageTooLarge):
             log.debug("%r ended: %s", self, reason)
         tail = self._inbound.finish(self)
         if tail:
-            self.executor.post(self._deliver, ([tail],), True, _true)
+            self.executor.post(self._deliver, ([tail],), True, always)
         self._post_closing_event(True)
 
     def _received(self, data):
@@ -481,7 +230,7 @@ class Connection(object):
         self._handler.connection_made(self)
 
     def _deliver(self, messages):
-        if self._state not in _DELIVERING:
+        if self._state not in DELIVERING:
             return
         h = self._handler
         batch = getattr(h, "messages_received", None)
@@ -497,7 +246,7 @@ class Connection(object):
                 cb(self, m)
             except Exception:
                 log.exception("message handler of %r raised; the engine goes on", self)
-            if self._state not in _DELIVERING:  # the callback closed the connection
+            if self._state not in DELIVERING:  # the callback closed the connection
                 return
 
     def _lost(self, reason):
@@ -507,11 +256,11 @@ class Connection(object):
             self.listener.connection_done(self)
         self._handler.connection_lost(self, reason)
 
-    # -- sending ---------------------------------------------------------------
+    # -- sending (see outbound.py) ------------------------------------------------
 
     def send(self, data):
         """Send text (encoded) or bytes exactly as given, no framing added."""
-        self._sendall(to_bytes(data, self.encoding or "utf-8"))
+        self._out.sendall(to_bytes(data, self.encoding or "utf-8"))
 
     def send_message(self, message):
         """Send one message: text (encoded) or bytes, followed by the framing's delimiter.
@@ -519,89 +268,7 @@ class Connection(object):
         Concurrent senders never interleave; raises :class:`ConnectionClosedError`
         when the connection is (or gets) closed.
         """
-        if message.__class__ is text_type:  # the common case, without a call
-            if len(message) >= BIG_SEND and self._utf8:
-                self._send_parts(self._encode_slices(message))
-                return
-            payload = message.encode(self.encoding or "utf-8", LOSSLESS_ERRORS)
-        elif message is None:
-            raise TypeError("cannot send None: pass text or bytes")
-        else:
-            payload = to_bytes(message, self.encoding or "utf-8")
-        if len(payload) < BIG_SEND:
-            self._sendall(self.framer.encode(payload))
-        else:  # no copy of a big payload just to append the delimiter
-            self._send_parts((payload, self.framer.encode(b"")))
-
-    def _encode_slices(self, text):
-        # A big text is encoded and sent a slice at a time: no second copy of
-        # the whole message, and no fresh pages for it (UTF-8 is stateless,
-        # so the slices encode to exactly the bytes of the whole).
-        step, n, i = BIG_SEND, len(text), 0
-        while i < n:
-            j = min(i + step, n)
-            if j < n and 0xD800 <= ord(text[j - 1]) <= 0xDBFF:
-                j += 1  # never split a surrogate pair (UTF-16 builds, Jython)
-            yield text[i:j].encode("utf-8", LOSSLESS_ERRORS)
-            i = j
-        yield self.framer.encode(b"")
-
-    def _check_open(self):
-        if self._state not in _SENDING:
-            raise ConnectionClosedError("connection %s to %s:%d is closed; connect again before sending"
-                                        % (self.id, self.remote_address, self.remote_port))
-
-    def _send_failed(self, error):
-        """End the connection after a failed send; returns the exception for the sender."""
-        cause = self.close_reason if self._state not in _SENDING else None
-        if self._move(_CLOSING, error, False):
-            self._abort()  # the peer is gone: nothing to linger for
-        return ConnectionClosedError("sending to %s:%d failed: %s"
-                                     % (self.remote_address, self.remote_port, cause or error))
-
-    def _send_parts(self, parts):
-        self._check_open()
-        with self._send_lock:
-            try:
-                for part in parts:
-                    if part:
-                        self._sending_since = monotonic()  # progress: the send timeout restarts
-                        self.sock.sendall(part)
-            except NETWORK_ERRORS as e:
-                raise self._send_failed(e)
-            finally:
-                self._sending_since = None
-        if self._fin_owed:
-            self._pay_fin()
-
-    def _sendall(self, data):
-        # the common case of _send_parts, without its loop
-        self._check_open()
-        with self._send_lock:
-            self._sending_since = monotonic()
-            try:
-                self.sock.sendall(data)
-            except NETWORK_ERRORS as e:
-                raise self._send_failed(e)
-            finally:
-                self._sending_since = None
-        if self._fin_owed:
-            self._pay_fin()
-
-    def _pay_fin(self):
-        # The FIN follows every send that was under way when close() came:
-        # whoever holds the send lock last sends it (close() does not wait).
-        while self._fin_owed:
-            if not self._send_lock.acquire(False):
-                return  # the sender holding it pays when it is done
-            try:
-                if self._fin_owed:
-                    self._fin_owed = False
-                    shutdown_write(self.sock)
-            except Exception as e:
-                log.debug("%r: shutdown for writing failed: %s", self, e)
-            finally:
-                self._send_lock.release()
+        self._out.send_message(message)
 
     def request(self, message, timeout):
         """Send ``message`` and return the next message received, or None after ``timeout`` s.
@@ -611,7 +278,7 @@ class Connection(object):
         """
         w = Waiter()
         with self._lock:
-            if self._state not in _SENDING:
+            if self._state not in SENDING:
                 return None
             self._waiters.append(w)
         try:

@@ -11,6 +11,7 @@ from ..dispatch import SerialExecutor
 from ..framing import DEFAULT_MAX_MESSAGE_SIZE, make_framer
 from .checks import check_callable, check_host, check_number, check_options, check_port
 from .connection import DEFAULT_SEND_TIMEOUT, Connection
+from .lifecycle import always
 from .reading import current_reader
 from .sockets import bind_socket, close_quietly, shutdown_quietly
 
@@ -19,10 +20,6 @@ log = logging.getLogger("tcpcom.engine")
 DEFAULT_MAX_CONNECTIONS = 4096
 #: seconds the accept thread gives a connection whose peer has hung up to end (see _at_limit)
 PEER_GONE_WAIT = 1.0
-
-
-def _true():
-    return True
 
 
 class Listener(object):
@@ -203,9 +200,11 @@ class Listener(object):
             last = self._active == 0
         if last and self.on_closed is not None:
             # Posted, not waited for: the thread that closes may be inside one
-            # of this listener's callbacks.  The dispatcher delivers what is
-            # pending before the program ends (dispatch.drain_at_exit).
-            self.executor.post(self.on_closed, (), True, _true)
+            # of this listener's callbacks (the dispatcher delivers what is
+            # pending before the program ends: tcpcom.lifetime).  Never run by
+            # the accept thread itself: a callback there that closes the
+            # listener again would wait for its own thread.
+            self.executor.post(self.on_closed, (), threading.current_thread() is not self._thread, always)
 
     def close(self):
         """Stop accepting and close every connection; safe to call twice.
@@ -231,7 +230,7 @@ class Listener(object):
             if first:
                 close_listening(self.sock)
                 self._release()
-        elif current_reader() is None:
+        elif current_reader() is None and t is not threading.current_thread():
             t.join()  # first: no connection can be added after this
         else:
             try:  # cannot wait here: close the socket now so the port is free at once

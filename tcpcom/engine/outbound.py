@@ -1,0 +1,145 @@
+"""Outbound: sending on one connection's socket.
+
+- One sender at a time (a lock), so concurrent messages never interleave.
+- ``since``: when the send under way started to wait (the send timeout's
+  clock; None when no send is under way).
+- The end of the stream (FIN) follows every send that was under way when
+  the connection was closed: :meth:`owe_fin` asks for it, and whoever holds
+  the send lock last sends it -- a close never waits for a slow send.
+- A big text is encoded and sent a slice at a time (no second copy of it).
+"""
+from __future__ import absolute_import
+
+import logging
+import threading
+
+from .._compat import LOSSLESS_ERRORS, monotonic, text_type, to_bytes
+from .errors import NETWORK_ERRORS
+from .sockets import shutdown_write, writable_now
+
+log = logging.getLogger("tcpcom.engine")
+
+BIG_SEND = 1 << 20  # payloads this long are sent without a copy to append the delimiter
+
+
+class Outbound(object):
+    """What a connection sends.  ``check_open()`` raises when sending is over;
+    ``failed(error)`` ends the connection after a failed send and returns the
+    exception for the sender."""
+
+    __slots__ = ("sock", "framer", "encoding", "since", "_utf8", "_lock", "_fin_owed", "_check_open",
+                 "_failed")
+
+    def __init__(self, sock, framer, encoding, check_open, failed):
+        self.sock = sock
+        self.framer = framer
+        self.encoding = encoding or "utf-8"
+        self.since = None
+        self._utf8 = self.encoding.lower().replace("-", "").replace("_", "") == "utf8"
+        self._lock = threading.Lock()
+        self._fin_owed = False
+        self._check_open = check_open
+        self._failed = failed
+
+    def send(self, data):
+        """Text (encoded) or bytes exactly as given, no framing added."""
+        self.sendall(to_bytes(data, self.encoding))
+
+    def send_message(self, message):
+        """One message: text (encoded) or bytes, followed by the framing's delimiter."""
+        if message.__class__ is text_type:  # the common case, without a call
+            if len(message) >= BIG_SEND and self._utf8:
+                self.send_parts(self._encode_slices(message))
+                return
+            payload = message.encode(self.encoding, LOSSLESS_ERRORS)
+        elif message is None:
+            raise TypeError("cannot send None: pass text or bytes")
+        else:
+            payload = to_bytes(message, self.encoding)
+        if len(payload) < BIG_SEND:
+            self.sendall(self.framer.encode(payload))
+        else:  # no copy of a big payload just to append the delimiter
+            self.send_parts((payload, self.framer.encode(b"")))
+
+    def _encode_slices(self, text):
+        # UTF-8 is stateless: the slices encode to exactly the bytes of the whole
+        step, n, i = BIG_SEND, len(text), 0
+        while i < n:
+            j = min(i + step, n)
+            if j < n and 0xD800 <= ord(text[j - 1]) <= 0xDBFF:
+                j += 1  # never split a surrogate pair (UTF-16 builds, Jython)
+            yield text[i:j].encode("utf-8", LOSSLESS_ERRORS)
+            i = j
+        yield self.framer.encode(b"")
+
+    def sendall(self, data):
+        """Send ``data`` whole (the common case of :meth:`send_parts`, without its loop)."""
+        self._check_open()
+        with self._lock:
+            self.since = monotonic()
+            try:
+                self.sock.sendall(data)
+            except NETWORK_ERRORS as e:
+                raise self._failed(e)
+            finally:
+                self.since = None
+        if self._fin_owed:
+            self.pay_fin()
+
+    def send_parts(self, parts):
+        """Send each part in turn, as one message (no other sender in between)."""
+        self._check_open()
+        with self._lock:
+            try:
+                for part in parts:
+                    if part:
+                        self.since = monotonic()  # progress: the send timeout restarts
+                        self.sock.sendall(part)
+            except NETWORK_ERRORS as e:
+                raise self._failed(e)
+            finally:
+                self.since = None
+        if self._fin_owed:
+            self.pay_fin()
+
+    def send_now(self, data):
+        """Send short ``data`` if the socket takes it at once and no send is under way
+        (a farewell at a deadline: never waits).  True if sent."""
+        if not self._lock.acquire(False):
+            return False
+        try:
+            if writable_now(self.sock):
+                self.sock.send(data)
+                return True
+        except NETWORK_ERRORS as e:
+            log.debug("%r: not sent: %s", self.sock, e)
+        finally:
+            self._lock.release()
+        return False
+
+    def close_write(self):
+        """End the stream after what was sent (waits for a send under way)."""
+        with self._lock:
+            try:
+                shutdown_write(self.sock)
+            except Exception as e:
+                log.debug("shutdown for writing failed: %s", e)
+
+    def owe_fin(self):
+        """End the stream after the send under way, if any; does not wait for it."""
+        self._fin_owed = True
+        self.pay_fin()
+
+    def pay_fin(self):
+        # whoever holds the send lock last sends the FIN
+        while self._fin_owed:
+            if not self._lock.acquire(False):
+                return  # the sender holding it pays when it is done
+            try:
+                if self._fin_owed:
+                    self._fin_owed = False
+                    shutdown_write(self.sock)
+            except Exception as e:
+                log.debug("shutdown for writing failed: %s", e)
+            finally:
+                self._lock.release()
