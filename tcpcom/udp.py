@@ -256,6 +256,8 @@ class UDPEndpoint(object):
         return self._closing
 
     def _deliver(self, data, address):
+        if self._closing:  # closed meanwhile: nothing after the close (the closing event comes last)
+            return
         cb = getattr(self._handler, "datagram_received", None)
         if cb is not None:
             try:

@@ -437,3 +437,33 @@ def test_connect_ask_disconnect_200_times_is_never_refused():
         assert "SERVER_OCCUPIED" not in states
     finally:
         server.terminate()
+
+
+# -- the same moments on a UDP endpoint ---------------------------------------------------------
+
+def test_udp_endpoint_closed_by_its_callback_delivers_nothing_after_it():
+    from tcpcom.dispatch import EventPump
+    from tcpcom.udp import UDPEndpoint
+    pump = EventPump()  # the program delivers: what was received before the close is queued
+    got, closed = [], []
+
+    class H(object):
+        def datagram_received(self, ep, data, address):
+            got.append(data)
+            if data == "stop":
+                ep.close()
+
+        def endpoint_closed(self, ep, reason):
+            closed.append(reason)
+    ep = UDPEndpoint(0, H(), host="127.0.0.1", dispatcher=pump)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for d in (b"one", b"stop", b"two", b"three"):
+            s.sendto(d, ("127.0.0.1", ep.port))
+        assert pump.pump_until(lambda: closed, DEADLINE)
+        pump.pump(0.05)
+        assert got == ["one", "stop"]
+        assert closed == [None]
+    finally:
+        s.close()
+        ep.close()
