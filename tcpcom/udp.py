@@ -65,7 +65,7 @@ import socket
 import threading
 
 from ._compat import JYTHON, LOSSLESS_ERRORS, integer_types, make_thread, string_types, to_bytes
-from .dispatch import SerialExecutor
+from .dispatch import SerialExecutor, call_logged, call_text, callable_name
 from .engine import ConnectionClosedError, check_port, current_reader
 from .engine.checks import is_ipv4_literal
 from .engine.reading import set_current_reader
@@ -108,7 +108,10 @@ class _FunctionHandler(object):
         self.fn = fn
 
     def datagram_received(self, endpoint, data, address):
-        self.fn(endpoint, data, address)
+        try:
+            self.fn(endpoint, data, address)
+        except Exception:  # named as the program wrote it: on_datagram(endpoint, 'ping', (...))
+            log.exception("%s raised; the engine goes on", call_text(callable_name(self.fn), (endpoint, data, address)))
 
 
 def _as_handler(handler):
@@ -258,15 +261,12 @@ class UDPEndpoint(object):
     def _deliver(self, data, address):
         cb = getattr(self._handler, "datagram_received", None)
         if cb is not None:
-            try:
-                cb(self, data, address)
-            except Exception:
-                log.exception("datagram handler of %r raised; the engine goes on", self)
+            call_logged(cb, (self, data, address), None, log)
 
     def _closed_event(self, reason):
         cb = getattr(self._handler, "endpoint_closed", None)
         if cb is not None:
-            cb(self, reason)
+            call_logged(cb, (self, reason), None, log)
 
     def _finish(self, reason):
         with self._lock:

@@ -31,7 +31,7 @@ import logging
 import threading
 
 from .._compat import LOSSLESS_ERRORS, monotonic, set_keepalive, set_nodelay, text_type, to_bytes, wake_reader
-from ..dispatch import SerialExecutor
+from ..dispatch import SerialExecutor, call_logged, call_text, callable_name, excerpt
 from ..framing import DEFAULT_MAX_MESSAGE_SIZE, MessageTooLarge, make_framer
 from .checks import check_number, check_options
 from .deadlines import watchdog
@@ -101,18 +101,24 @@ class FunctionHandler(object):
         self.fn = fn
 
     def connection_made(self, conn):
-        self.fn(conn, Connection.CONNECTED, None)
+        self._call(conn, Connection.CONNECTED, None)
 
     def message_received(self, conn, message):
-        self.fn(conn, Connection.DATA, message)
+        self._call(conn, Connection.DATA, message)
 
     def connection_lost(self, conn, reason):
         if reason is None:
-            self.fn(conn, Connection.CLOSED, None)
+            self._call(conn, Connection.CLOSED, None)
         elif isinstance(reason, ReadTimeout):
-            self.fn(conn, Connection.TIMEOUT, reason)
+            self._call(conn, Connection.TIMEOUT, reason)
         else:
-            self.fn(conn, Connection.ERROR, reason)
+            self._call(conn, Connection.ERROR, reason)
+
+    def _call(self, conn, event, data):
+        try:
+            self.fn(conn, event, data)
+        except Exception:  # named as the program wrote it: on_event(conn, 'data', 'hello')
+            log.exception("%s raised; the engine goes on", call_text(callable_name(self.fn), (conn, event, data)))
 
 
 def as_handler(handler):
@@ -478,7 +484,7 @@ class Connection(object):
                 self._waiters.pop(0).set(m)
 
     def _made(self):
-        self._handler.connection_made(self)
+        call_logged(self._handler.connection_made, (self,), None, log)
 
     def _deliver(self, messages):
         if self._state not in _DELIVERING:
@@ -489,14 +495,15 @@ class Connection(object):
             try:
                 batch(self, messages)
             except Exception:
-                log.exception("message handler of %r raised; the engine goes on", self)
+                log.exception("%s raised (%r, %d messages); the engine goes on", callable_name(batch), self,
+                              len(messages))
             return
         cb = h.message_received
         for m in messages:
             try:
                 cb(self, m)
             except Exception:
-                log.exception("message handler of %r raised; the engine goes on", self)
+                log.exception("%s raised (%r, %s); the engine goes on", callable_name(cb), self, excerpt(m))
             if self._state not in _DELIVERING:  # the callback closed the connection
                 return
 
@@ -505,7 +512,7 @@ class Connection(object):
         # accepted next cannot have its events delivered before this one's end.
         if self.listener is not None:
             self.listener.connection_done(self)
-        self._handler.connection_lost(self, reason)
+        call_logged(self._handler.connection_lost, (self, reason), None, log)
 
     # -- sending ---------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import socket
 import threading
 
 from .._compat import close_listening, make_thread, wake_accept
-from ..dispatch import SerialExecutor
+from ..dispatch import SerialExecutor, call_logged, call_text, callable_name
 from ..framing import DEFAULT_MAX_MESSAGE_SIZE, make_framer
 from .checks import check_callable, check_host, check_number, check_options, check_port
 from .connection import DEFAULT_SEND_TIMEOUT, Connection
@@ -272,8 +272,8 @@ class _PendingHandler(object):
                 if not conn.is_open:
                     break
         h = conn.handler
-        if h is not self:
-            h.connection_made(conn)
+        if h is not self:  # the program's handler: a bug in it is logged under its name
+            call_logged(h.connection_made, (conn,), None, log)
 
     def _choose(self, done):
         conn = self.conn
@@ -285,7 +285,7 @@ class _PendingHandler(object):
             elif conn.handler is self:
                 conn.handler = None
         except Exception:
-            log.exception("on_connection raised; closing %r", conn)
+            log.exception("on_connection: %s raised; closing that connection", call_text(callable_name(fn), (conn,)))
             conn.handler = None
             conn.close()
         finally:
