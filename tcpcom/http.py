@@ -17,9 +17,9 @@ from ._compat import PY2, binary_type, integer_types, make_thread, string_types,
 from ._version import __version__
 from .engine import check_callable, check_port
 from .httpserver import (DEFAULT_KEEP_ALIVE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT,
-                         HTTPListener, make_response)
+                         HTTPListener, internal_error, make_response)
 from .lifetime import keeps_alive, register
-from .tcp import Face, getIPAddress
+from .tcp import Face, _raised, getIPAddress
 
 try:  # Python 3
     from urllib.parse import quote as _quote, quote_plus as _quote_plus
@@ -118,6 +118,10 @@ class HTTPServer(Face):
         self._local.in_request = True
         try:
             result = self.requestHandler(ip, request.path, tuple(params))
+        except Exception:
+            _raised(self._log, "requestHandler", self.requestHandler, (ip, request.path, tuple(params)),
+                    "answering 500")
+            result = internal_error()
         finally:
             self._local.in_request = False
         stateHandler = None
@@ -136,6 +140,8 @@ class HTTPServer(Face):
             try:
                 if stateHandler is not None:
                     stateHandler()
+            except Exception:
+                _raised(self._log, "stateHandler", stateHandler, ())
             finally:
                 if self._terminate_after_response:  # terminate() came from the handler
                     self._listener.close()
