@@ -45,13 +45,6 @@ __all__ = ["HTTPServer", "HTTPClient", "HTTPClientError"]
 SERVED_METHODS = ("GET", "HEAD", "POST")
 
 
-def _plain_ip(address):
-    """'::ffff:192.168.1.20' (an IPv4 client of an IPv6 socket) -> '192.168.1.20'."""
-    if address.lower().startswith("::ffff:") and "." in address:
-        return address[7:]
-    return address
-
-
 class HTTPServer(Face):
     """A web server for classroom pages (TigerJython tcpcom).
 
@@ -108,7 +101,7 @@ class HTTPServer(Face):
         return "<HTTPServer port %d%s>" % (self.port, " terminated" if self._terminated else "")
 
     def _app(self, request, conn):
-        ip = _plain_ip(conn.remote_address)
+        ip = conn.remote_address  # an IPv4 client as a dotted quad, also on a dual-stack socket
         self._clientIP = ip
         self._local.ip = ip
         params = list(request.query)

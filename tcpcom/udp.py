@@ -69,7 +69,7 @@ from .dispatch import SerialExecutor, call_logged, call_text, callable_name
 from .engine import ConnectionClosedError, check_port, current_reader
 from .engine.checks import is_ipv4_literal
 from .engine.reading import set_current_reader
-from .engine.sockets import bind_socket, family_of
+from .engine.sockets import bind_socket, family_of, plain_address
 
 log = logging.getLogger("tcpcom.udp")
 
@@ -248,7 +248,7 @@ class UDPEndpoint(object):
                     continue
                 if self.encoding:
                     data = data.decode(self.encoding, self.errors)
-                post(self._deliver, (data, (str(address[0]), int(address[1]))), True, abort)
+                post(self._deliver, (data, (plain_address(address[0]), int(address[1]))), True, abort)
         except Exception as e:  # a bug in the engine: never die silently
             log.exception("receive thread of %r failed", self)
             reason = e
@@ -359,8 +359,8 @@ class UDPEndpoint(object):
     def _resolve(self, address, port):
         # names are resolved here (socket.gaierror if they do not), numeric
         # addresses pass as they are
-        if is_ipv4_literal(address):
-            return (address, port)
+        if is_ipv4_literal(address):  # on an IPv6 endpoint ('::'): as an IPv4-mapped address
+            return ("::ffff:" + address if self.family == socket.AF_INET6 else address, port)
         if ":" in address or address == "<broadcast>":
             return (address, port)
         return socket.getaddrinfo(address, port, self.family, socket.SOCK_DGRAM)[0][4]

@@ -38,8 +38,8 @@ from .deadlines import watchdog
 from .errors import NETWORK_ERRORS, ConnectionClosedError, DeadlineExceeded, ReadTimeout, SendTimeout
 from .inbound import Inbound
 from .reading import RECV_SIZE, ReaderThread, Waiter, current_reader, set_current_reader, spares
-from .sockets import (close_quietly, peer_has_closed, shutdown_quietly, shutdown_write, wait_readable,
-                      writable_now)
+from .sockets import (close_quietly, peer_has_closed, plain_address, shutdown_quietly, shutdown_write,
+                      wait_readable, writable_now)
 
 log = logging.getLogger("tcpcom.engine")
 
@@ -164,8 +164,8 @@ class Connection(object):
         if peer is None:  # a listener passes the address accept() returned: one system call less
             peer = sock.getpeername()
         local = sock.getsockname()
-        self.remote_address, self.remote_port = str(peer[0]), int(peer[1])
-        self.local_address, self.local_port = str(local[0]), int(local[1])
+        self.remote_address, self.remote_port = plain_address(peer[0]), int(peer[1])  # IPv4: a dotted quad
+        self.local_address, self.local_port = plain_address(local[0]), int(local[1])
         self.id = "c%d" % next(_ids)
         self.listener = listener
         self.framer = make_framer(framing, max_message_size)

@@ -12,7 +12,7 @@ from ..framing import DEFAULT_MAX_MESSAGE_SIZE, make_framer
 from .checks import check_callable, check_host, check_number, check_options, check_port
 from .connection import DEFAULT_SEND_TIMEOUT, Connection
 from .reading import current_reader
-from .sockets import bind_socket, close_quietly, shutdown_quietly
+from .sockets import bind_socket, close_quietly, plain_address, shutdown_quietly
 
 log = logging.getLogger("tcpcom.engine")
 
@@ -33,8 +33,9 @@ class Listener(object):
     or a Q-SYS style function), or sets ``conn.handler`` itself and returns
     None.  A handler class works too: ``Listener(0, EchoHandler)``.
 
-    Options: ``host`` ('' = all interfaces, '127.0.0.1' = this machine
-    only), ``framing`` (a delimiter, ``"line"``, ``"raw"``/None),
+    Options: ``host`` ('' = all interfaces, IPv4 and IPv6 where the system
+    has IPv6; '127.0.0.1' = this machine only; '0.0.0.0' = IPv4 only),
+    ``framing`` (a delimiter, ``"line"``, ``"raw"``/None),
     ``max_connections`` (more are accepted and closed at once, and
     ``on_refused(address)`` is called), ``read_timeout`` (close a connection
     idle that long), ``send_timeout``, ``max_message_size``, ``encoding``
@@ -79,7 +80,7 @@ class Listener(object):
         self._closing = False
         self._active = 1  # the accept thread, plus one per live connection
         self._thread = None
-        sock = bind_socket(host, port, socket.SOCK_STREAM, reuse_address=True, backlog=backlog)
+        sock = bind_socket(host, port, socket.SOCK_STREAM, reuse_address=True, backlog=backlog, dual_stack=True)
         self.sock = sock
         self.port = sock.getsockname()[1]
         if start:
@@ -128,7 +129,7 @@ class Listener(object):
                     continue
                 backoff = 0.0
                 try:
-                    self._accepted(sock, addr)
+                    self._accepted(sock, (plain_address(addr[0]), addr[1]))
                 except Exception:  # a bug must not end accepting for good
                     log.exception("listener on port %d: setting up a connection failed", self.port)
                     self._refuse(sock)
