@@ -122,6 +122,17 @@ def test_engine_listener_on_ipv6_any_reports_an_ipv4_peer_as_a_dotted_quad():
         listener.close()
 
 
+def test_an_outgoing_connection_to_a_mapped_address_reports_dotted_quads():
+    _v6_any_listener_or_skip()
+    listener = Listener(0, Echo, host="::")
+    try:
+        conn = connect("::ffff:127.0.0.1", listener.port, Echo())
+        assert (conn.remote_address, conn.local_address) == ("127.0.0.1", "127.0.0.1")
+        conn.close()
+    finally:
+        listener.close()
+
+
 def test_engine_listener_on_ipv6_any_refuses_an_ipv4_peer_naming_its_dotted_quad():
     _v6_any_listener_or_skip()
     refused = []
@@ -307,9 +318,16 @@ def test_where_python_has_no_ipv6_the_default_listener_takes_ipv4(monkeypatch):
         listener.close()
 
 
-def test_a_taken_port_is_reported_in_use_not_bound_on_the_other_family():
-    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    taken.bind(("0.0.0.0", 0))
+@pytest.mark.parametrize("family", ["IPv4", pytest.param("IPv6", marks=needs_ipv6)])
+def test_a_taken_port_is_reported_in_use_not_bound_on_the_other_family(family):
+    """Held by another program on one family only: PORT_IN_USE, not a server on the other one."""
+    if family == "IPv4":
+        taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        taken.bind(("0.0.0.0", 0))
+    else:
+        taken = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        taken.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        taken.bind(("::", 0))
     taken.listen(1)
     rec = Recorder()
     try:
