@@ -37,8 +37,9 @@ from __future__ import absolute_import
 import collections
 import logging
 import threading
+import types
 
-from ._compat import get_ident, make_thread, monotonic, queue
+from ._compat import binary_type, get_ident, make_thread, monotonic, queue, text_type
 
 log = logging.getLogger("tcpcom.dispatch")
 
@@ -46,12 +47,48 @@ DEFAULT_MAX_PENDING = 256
 _SCHEDULED = object()
 
 
-def call_logged(fn, args):
-    """Call ``fn(*args)``; an exception is logged with its traceback."""
+def call_logged(fn, args, what=None, logger=None):
+    """Call ``fn(*args)``; an exception is logged with its traceback.
+
+    The log line blames ``what`` (default: the name of ``fn``, see
+    :func:`callable_name`) and shows the arguments (excerpts).  Where the engine calls user code through a
+    wrapper of its own, the wrapper catches and names the user's function
+    itself (the faces know its name and arguments); this is the last net.
+    """
     try:
         fn(*args)
     except Exception:
-        log.exception("callback %s raised; the engine goes on", getattr(fn, "__name__", fn))
+        (logger or log).exception("%s raised%s; the engine goes on", what or callable_name(fn),
+                                  " (%s)" % ", ".join(excerpt(a) for a in args) if args else "")
+
+
+def callable_name(fn):
+    """What the user wrote: ``Echo.connection_made`` for a bound method, ``on_event`` for a function."""
+    name = getattr(fn, "__name__", None)
+    if name is None:  # an object with __call__
+        return type(fn).__name__
+    owner = getattr(fn, "__self__", None)
+    if owner is None or isinstance(owner, types.ModuleType):  # a function, a builtin
+        return name
+    cls = owner if isinstance(owner, type) else getattr(owner, "__class__", type(owner))
+    return "%s.%s" % (cls.__name__, name)
+
+
+def excerpt(value, limit=60):
+    """``value`` for a log line: repr() of at most ``limit`` characters, marked when cut.
+
+    User data (a 1 MB message) never floods the log.  (One place, to become
+    :func:`tcpcom.diagnostics.excerpt` once that module exists.)
+    """
+    if isinstance(value, (text_type, binary_type)) and len(value) > limit:
+        return "%r... (%d characters)" % (value[:limit], len(value))
+    text = repr(value)
+    return text if len(text) <= limit + 20 else text[:limit] + "..."
+
+
+def call_text(name, args):
+    """``stateChanged('CONNECTED', '127.0.0.1')``: a call as the user would write it, arguments excerpted."""
+    return "%s(%s)" % (name, ", ".join(excerpt(a) for a in args))
 
 
 class Dispatcher(object):

@@ -17,9 +17,9 @@ from ._compat import PY2, binary_type, integer_types, make_thread, string_types,
 from ._version import __version__
 from .engine import check_callable, check_port
 from .httpserver import (DEFAULT_KEEP_ALIVE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT,
-                         HTTPListener, make_response)
+                         HTTPListener, internal_error, make_response)
 from .lifetime import keeps_alive, register
-from .tcp import Face, getIPAddress
+from .tcp import Face, _raised, getIPAddress
 
 try:  # Python 3
     from urllib.parse import quote as _quote, quote_plus as _quote_plus
@@ -43,13 +43,6 @@ __all__ = ["HTTPServer", "HTTPClient", "HTTPClientError"]
 
 #: the methods HTTPServer passes to the request handler; others get 405 (or 501)
 SERVED_METHODS = ("GET", "HEAD", "POST")
-
-
-def _plain_ip(address):
-    """'::ffff:192.168.1.20' (an IPv4 client of an IPv6 socket) -> '192.168.1.20'."""
-    if address.lower().startswith("::ffff:") and "." in address:
-        return address[7:]
-    return address
 
 
 class HTTPServer(Face):
@@ -108,7 +101,7 @@ class HTTPServer(Face):
         return "<HTTPServer port %d%s>" % (self.port, " terminated" if self._terminated else "")
 
     def _app(self, request, conn):
-        ip = _plain_ip(conn.remote_address)
+        ip = conn.remote_address  # an IPv4 client as a dotted quad, also on a dual-stack socket
         self._clientIP = ip
         self._local.ip = ip
         params = list(request.query)
@@ -118,6 +111,10 @@ class HTTPServer(Face):
         self._local.in_request = True
         try:
             result = self.requestHandler(ip, request.path, tuple(params))
+        except Exception:
+            _raised(self._log, "requestHandler", self.requestHandler, (ip, request.path, tuple(params)),
+                    "answering 500")
+            result = internal_error()
         finally:
             self._local.in_request = False
         stateHandler = None
@@ -136,6 +133,8 @@ class HTTPServer(Face):
             try:
                 if stateHandler is not None:
                     stateHandler()
+            except Exception:
+                _raised(self._log, "stateHandler", stateHandler, ())
             finally:
                 if self._terminate_after_response:  # terminate() came from the handler
                     self._listener.close()

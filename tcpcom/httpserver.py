@@ -25,7 +25,7 @@ import socket
 import threading
 
 from ._compat import binary_type, integer_types, text_type
-from .dispatch import call_logged
+from .dispatch import call_logged, callable_name
 from .engine import ConnectionClosedError, DeadlineExceeded, Listener, check_callable
 from .httpcodec import CONTINUE_RESPONSE, REASONS, HTTPError, RequestParser, build_response
 
@@ -103,6 +103,11 @@ def _plain(status, detail=None):
     if detail:
         text += detail + "\n"
     return text
+
+
+def internal_error():
+    """The response to a request whose handler raised: 500, plain text."""
+    return Response(500, _plain(500), "text/plain")
 
 
 class HTTPListener(object):
@@ -207,9 +212,9 @@ class HTTPListener(object):
         try:
             result = self.app(request, conn)
         except Exception:
-            log.exception("the handler raised for %s %s from %s; answering 500",
-                          request.method, request.path, conn.remote_address)
-            return Response(500, _plain(500), "text/plain")
+            log.exception("the handler %s raised for %s %s from %s; answering 500",
+                          callable_name(self.app), request.method, request.path, conn.remote_address)
+            return internal_error()
         if result is None:
             self._warn_once("none", "the handler returned None for %s %s: an empty page was sent "
                             "(did it forget to return the page?)", request.method, request.path)

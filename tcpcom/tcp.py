@@ -11,7 +11,7 @@ import threading
 
 from ._compat import binary_type, script_text, string_types, text_type
 from ._version import __version__
-from .dispatch import SerialExecutor
+from .dispatch import SerialExecutor, call_text, callable_name
 from .lifetime import close_all, keeps_alive, register  # noqa: F401  (close_all: tcpcom.tcp.close_all)
 from .engine import (DEFAULT_CONNECT_TIMEOUT, OCCUPIED, ConnectError, ConnectionClosedError, Listener, PortInUseError, check_callable,
                      check_number, check_port, connect, local_addresses)
@@ -35,11 +35,28 @@ class Face(object):
     def _emit(self, state, msg):
         if state != "MESSAGE":
             self._debug("state %s (%s)", state, msg)
-        self.stateChanged(state, msg)
+        _call(self.stateChanged, state, msg, self._log)
 
 
 def _ignore(state, msg):
     pass
+
+
+def _call(stateChanged, state, msg, logger):
+    """Call the user's ``stateChanged(state, msg)``; an exception is logged, and the engine goes on."""
+    try:
+        stateChanged(state, msg)
+    except Exception:
+        _raised(logger, "stateChanged", stateChanged, (state, msg))
+
+
+def _raised(logger, role, fn, args, then="the engine goes on"):
+    """Log the exception being handled under the name the user knows: ``stateChanged('CONNECTED',
+    '127.0.0.1') raised`` (and the function's own name if it has another), with the traceback --
+    not under the engine's wrapper that called it."""
+    name = callable_name(fn)
+    where = "" if name in (role, "<lambda>") else " in %s" % name
+    logger.exception("%s raised%s; %s", call_text(role, args), where, then)
 
 
 def _each(stateChanged, conn, messages, logger):
@@ -49,7 +66,7 @@ def _each(stateChanged, conn, messages, logger):
         try:
             stateChanged("MESSAGE", m)
         except Exception:
-            logger.exception("stateChanged('MESSAGE', %r) raised; the engine goes on", m[:80])
+            _raised(logger, "stateChanged", stateChanged, ("MESSAGE", m))
         if not conn.delivering:
             return
 
@@ -233,7 +250,7 @@ class _ServerSide(object):
         self.server._emit(TCPServer.CONNECTED, conn.remote_address)
 
     def message_received(self, conn, message):
-        self.server.stateChanged(TCPServer.MESSAGE, message)
+        _call(self.server.stateChanged, TCPServer.MESSAGE, message, self.server._log)
 
     def messages_received(self, conn, messages):
         # the engine's batch hook: one call per chunk instead of a layer per message
@@ -398,7 +415,7 @@ class _ClientSide(object):
         pass
 
     def message_received(self, conn, message):
-        self.client.stateChanged(TCPClient.MESSAGE, message)
+        _call(self.client.stateChanged, TCPClient.MESSAGE, message, self.client._log)
 
     def messages_received(self, conn, messages):
         _each(self.client.stateChanged, conn, messages, self.client._log)

@@ -65,11 +65,11 @@ import socket
 import threading
 
 from ._compat import JYTHON, LOSSLESS_ERRORS, integer_types, make_thread, string_types, to_bytes
-from .dispatch import SerialExecutor
+from .dispatch import SerialExecutor, call_logged, call_text, callable_name
 from .engine import ConnectionClosedError, check_port, current_reader
 from .engine.checks import is_ipv4_literal
 from .engine.reading import set_current_reader
-from .engine.sockets import bind_socket, family_of
+from .engine.sockets import bind_socket, family_of, plain_address
 
 log = logging.getLogger("tcpcom.udp")
 
@@ -108,7 +108,10 @@ class _FunctionHandler(object):
         self.fn = fn
 
     def datagram_received(self, endpoint, data, address):
-        self.fn(endpoint, data, address)
+        try:
+            self.fn(endpoint, data, address)
+        except Exception:  # named as the program wrote it: on_datagram(endpoint, 'ping', (...))
+            log.exception("%s raised; the engine goes on", call_text(callable_name(self.fn), (endpoint, data, address)))
 
 
 def _as_handler(handler):
@@ -245,7 +248,7 @@ class UDPEndpoint(object):
                     continue
                 if self.encoding:
                     data = data.decode(self.encoding, self.errors)
-                post(self._deliver, (data, (str(address[0]), int(address[1]))), True, abort)
+                post(self._deliver, (data, (plain_address(address[0]), int(address[1]))), True, abort)
         except Exception as e:  # a bug in the engine: never die silently
             log.exception("receive thread of %r failed", self)
             reason = e
@@ -260,15 +263,12 @@ class UDPEndpoint(object):
             return
         cb = getattr(self._handler, "datagram_received", None)
         if cb is not None:
-            try:
-                cb(self, data, address)
-            except Exception:
-                log.exception("datagram handler of %r raised; the engine goes on", self)
+            call_logged(cb, (self, data, address), None, log)
 
     def _closed_event(self, reason):
         cb = getattr(self._handler, "endpoint_closed", None)
         if cb is not None:
-            cb(self, reason)
+            call_logged(cb, (self, reason), None, log)
 
     def _finish(self, reason):
         with self._lock:
@@ -361,8 +361,8 @@ class UDPEndpoint(object):
     def _resolve(self, address, port):
         # names are resolved here (socket.gaierror if they do not), numeric
         # addresses pass as they are
-        if is_ipv4_literal(address):
-            return (address, port)
+        if is_ipv4_literal(address):  # on an IPv6 endpoint ('::'): as an IPv4-mapped address
+            return ("::ffff:" + address if self.family == socket.AF_INET6 else address, port)
         if ":" in address or address == "<broadcast>":
             return (address, port)
         return socket.getaddrinfo(address, port, self.family, socket.SOCK_DGRAM)[0][4]

@@ -566,7 +566,11 @@ def _page_request(request, conn):
         _face.warn_once("XTPageRequest", "the script defines no XTPageRequest function: "
                         "the HTML listener answers 501")
         return 501, "501 Not Implemented: the plugin defines no XTPageRequest function\n", "text/plain"
-    return fn(request.path, _page_info(request, conn))
+    try:
+        return fn(request.path, _page_info(request, conn))
+    except Exception:  # named here: the HTTP server would blame _page_request
+        log.exception("XTPageRequest raised for %s %s; answering 500", request.method, request.path)
+        return 500, "500 Internal Server Error\n", "text/plain"
 
 
 def XTStartHTMLListener(thePort, host="", serialize=True):

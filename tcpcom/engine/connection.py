@@ -9,7 +9,7 @@ import itertools
 import logging
 
 from .._compat import LOSSLESS_ERRORS, monotonic, set_keepalive, set_nodelay, to_bytes
-from ..dispatch import SerialExecutor
+from ..dispatch import SerialExecutor, call_logged, call_text, callable_name, excerpt
 from ..framing import DEFAULT_MAX_MESSAGE_SIZE, MessageTooLarge, make_framer
 from .checks import check_options
 from .deadlines import watchdog
@@ -18,7 +18,7 @@ from .inbound import Inbound
 from .lifecycle import CLOSED, CLOSING, DELIVERING, LOST, OPEN, SENDING, ConnectionLife, always
 from .outbound import Outbound
 from .reading import RECV_SIZE, ReaderThread, Waiter, current_reader, set_current_reader, spares
-from .sockets import wait_readable
+from .sockets import plain_address, wait_readable
 
 log = logging.getLogger("tcpcom.engine")
 
@@ -49,18 +49,24 @@ class FunctionHandler(object):
         self.fn = fn
 
     def connection_made(self, conn):
-        self.fn(conn, Connection.CONNECTED, None)
+        self._call(conn, Connection.CONNECTED, None)
 
     def message_received(self, conn, message):
-        self.fn(conn, Connection.DATA, message)
+        self._call(conn, Connection.DATA, message)
 
     def connection_lost(self, conn, reason):
         if reason is None:
-            self.fn(conn, Connection.CLOSED, None)
+            self._call(conn, Connection.CLOSED, None)
         elif isinstance(reason, ReadTimeout):
-            self.fn(conn, Connection.TIMEOUT, reason)
+            self._call(conn, Connection.TIMEOUT, reason)
         else:
-            self.fn(conn, Connection.ERROR, reason)
+            self._call(conn, Connection.ERROR, reason)
+
+    def _call(self, conn, event, data):
+        try:
+            self.fn(conn, event, data)
+        except Exception:  # named as the program wrote it: on_event(conn, 'data', 'hello')
+            log.exception("%s raised; the engine goes on", call_text(callable_name(self.fn), (conn, event, data)))
 
 
 def as_handler(handler):
@@ -106,8 +112,8 @@ class Connection(ConnectionLife):
         if peer is None:  # a listener passes the address accept() returned: one system call less
             peer = sock.getpeername()
         local = sock.getsockname()
-        self.remote_address, self.remote_port = str(peer[0]), int(peer[1])
-        self.local_address, self.local_port = str(local[0]), int(local[1])
+        self.remote_address, self.remote_port = plain_address(peer[0]), int(peer[1])  # IPv4: a dotted quad
+        self.local_address, self.local_port = plain_address(local[0]), int(local[1])
         self.id = "c%d" % next(_ids)
         self.listener = listener
         self.framer = make_framer(framing, max_message_size)
@@ -227,7 +233,7 @@ class Connection(ConnectionLife):
                 self._waiters.pop(0).set(m)
 
     def _made(self):
-        self._handler.connection_made(self)
+        call_logged(self._handler.connection_made, (self,), None, log)
 
     def _deliver(self, messages):
         if self._state not in DELIVERING:
@@ -238,14 +244,15 @@ class Connection(ConnectionLife):
             try:
                 batch(self, messages)
             except Exception:
-                log.exception("message handler of %r raised; the engine goes on", self)
+                log.exception("%s raised (%r, %d messages); the engine goes on", callable_name(batch), self,
+                              len(messages))
             return
         cb = h.message_received
         for m in messages:
             try:
                 cb(self, m)
             except Exception:
-                log.exception("message handler of %r raised; the engine goes on", self)
+                log.exception("%s raised (%r, %s); the engine goes on", callable_name(cb), self, excerpt(m))
             if self._state not in DELIVERING:  # the callback closed the connection
                 return
 
@@ -254,7 +261,7 @@ class Connection(ConnectionLife):
         # accepted next cannot have its events delivered before this one's end.
         if self.listener is not None:
             self.listener.connection_done(self)
-        self._handler.connection_lost(self, reason)
+        call_logged(self._handler.connection_lost, (self, reason), None, log)
 
     # -- sending (see outbound.py) ------------------------------------------------
 

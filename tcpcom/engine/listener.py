@@ -7,13 +7,13 @@ import socket
 import threading
 
 from .._compat import close_listening, make_thread, wake_accept
-from ..dispatch import SerialExecutor
+from ..dispatch import SerialExecutor, call_logged, call_text, callable_name
 from ..framing import DEFAULT_MAX_MESSAGE_SIZE, make_framer
 from .checks import check_callable, check_host, check_number, check_options, check_port
 from .connection import DEFAULT_SEND_TIMEOUT, Connection
 from .lifecycle import always
 from .reading import current_reader
-from .sockets import bind_socket, close_quietly, shutdown_quietly
+from .sockets import bind_socket, close_quietly, plain_address, shutdown_quietly
 
 log = logging.getLogger("tcpcom.engine")
 
@@ -30,8 +30,9 @@ class Listener(object):
     or a Q-SYS style function), or sets ``conn.handler`` itself and returns
     None.  A handler class works too: ``Listener(0, EchoHandler)``.
 
-    Options: ``host`` ('' = all interfaces, '127.0.0.1' = this machine
-    only), ``framing`` (a delimiter, ``"line"``, ``"raw"``/None),
+    Options: ``host`` ('' = all interfaces, IPv4 and IPv6 where the system
+    has IPv6; '127.0.0.1' = this machine only; '0.0.0.0' = IPv4 only),
+    ``framing`` (a delimiter, ``"line"``, ``"raw"``/None),
     ``max_connections`` (more are accepted and closed at once, and
     ``on_refused(address)`` is called), ``read_timeout`` (close a connection
     idle that long), ``send_timeout``, ``max_message_size``, ``encoding``
@@ -76,7 +77,7 @@ class Listener(object):
         self._closing = False
         self._active = 1  # the accept thread, plus one per live connection
         self._thread = None
-        sock = bind_socket(host, port, socket.SOCK_STREAM, reuse_address=True, backlog=backlog)
+        sock = bind_socket(host, port, socket.SOCK_STREAM, reuse_address=True, backlog=backlog, dual_stack=True)
         self.sock = sock
         self.port = sock.getsockname()[1]
         if start:
@@ -125,7 +126,7 @@ class Listener(object):
                     continue
                 backoff = 0.0
                 try:
-                    self._accepted(sock, addr)
+                    self._accepted(sock, (plain_address(addr[0]), addr[1]))
                 except Exception:  # a bug must not end accepting for good
                     log.exception("listener on port %d: setting up a connection failed", self.port)
                     self._refuse(sock)
@@ -271,8 +272,8 @@ class _PendingHandler(object):
                 if not conn.is_open:
                     break
         h = conn.handler
-        if h is not self:
-            h.connection_made(conn)
+        if h is not self:  # the program's handler: a bug in it is logged under its name
+            call_logged(h.connection_made, (conn,), None, log)
 
     def _choose(self, done):
         conn = self.conn
@@ -284,7 +285,7 @@ class _PendingHandler(object):
             elif conn.handler is self:
                 conn.handler = None
         except Exception:
-            log.exception("on_connection raised; closing %r", conn)
+            log.exception("on_connection: %s raised; closing that connection", call_text(callable_name(fn), (conn,)))
             conn.handler = None
             conn.close()
         finally:

@@ -2,18 +2,27 @@
 
 Interpreter differences (Jython's) come from :mod:`tcpcom._compat`; this
 module is where the engine's own socket conventions live: how to bind a
-listening port (and say clearly that it is taken), how to wait for a
-socket, how to end the sending side, how to close without raising.
+listening port (and say clearly that it is taken; IPv4 and IPv6 at once by
+default), how a peer's address is reported, how to wait for a socket, how
+to end the sending side, how to close without raising.
 """
 from __future__ import absolute_import
 
 import errno
+import logging
 import select
 import socket
+import struct
 import threading
 
 from .._compat import BIND_RETRY, JYTHON, bind_error, is_addr_in_use, monotonic
 from .errors import PortInUseError
+
+
+log = logging.getLogger("tcpcom.engine")
+
+_new_socket = socket.socket  # (a test makes IPv6 unavailable here)
+_MAPPED = b"\0" * 10 + b"\xff\xff"  # the first 12 bytes of an IPv4-mapped IPv6 address
 
 
 def family_of(host):
@@ -21,9 +30,82 @@ def family_of(host):
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-def bind_socket(host, port, kind, what="port", reuse_address=False, backlog=None):
+def plain_address(address):
+    """A peer's IP address as the engine reports it: an IPv4 peer as a plain dotted quad.
+
+    '::ffff:127.0.0.1' (an IPv4 client of a socket listening on '::') ->
+    '127.0.0.1'; an IPv6 address in its short form ('0:0:0:0:0:0:0:1', as
+    Jython gives it -> '::1'); anything else as it is.
+    """
+    address = str(address)
+    if ":" not in address:
+        return address
+    ip, percent, zone = address.partition("%")
+    try:
+        packed = socket.inet_pton(socket.AF_INET6, ip)
+    except (socket.error, OSError, ValueError, AttributeError, TypeError):
+        return address
+    if len(packed) == 4 or packed[:12] == _MAPPED:  # (Jython's inet_pton gives 4 bytes for a mapped one)
+        return str(socket.inet_ntoa(packed[-4:]))
+    return _short_ipv6(struct.unpack("!8H", packed)) + percent + zone
+
+
+def _short_ipv6(groups):
+    # RFC 5952: lower-case hex, the first longest run of two or more zero groups as '::'
+    best, start = (0, 0), None
+    for i, g in enumerate(tuple(groups) + (1,)):
+        if g == 0:
+            if start is None:
+                start = i
+        elif start is not None:
+            if i - start > best[1] - best[0]:
+                best = (start, i)
+            start = None
+    parts = ["%x" % g for g in groups]
+    if best[1] - best[0] < 2:
+        return ":".join(parts)
+    return ":".join(parts[:best[0]]) + "::" + ":".join(parts[best[1]:])
+
+
+def _dual_stack_possible():
+    # Jython has no IPV6_V6ONLY; there an AF_INET socket bound to '' takes IPv6
+    # clients too (Java's wildcard address), so nothing is needed.
+    return socket.has_ipv6 and hasattr(socket, "IPV6_V6ONLY") and not JYTHON
+
+
+def _bound(family, host, port, kind, reuse_address, backlog, dual=False):
+    sock = _new_socket(family, kind)
+    try:
+        if dual:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        if reuse_address:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        if backlog is not None:
+            sock.listen(backlog)
+        return sock
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _bind_once(host, port, kind, reuse_address, backlog, dual_stack):
+    if dual_stack and host == "" and _dual_stack_possible():
+        try:
+            return _bound(socket.AF_INET6, "::", port, kind, reuse_address, backlog, True)
+        except (socket.error, OSError) as e:
+            if is_addr_in_use(e):  # taken (by either family): not a reason to try IPv4 alone
+                raise
+            log.debug("no IPv6 socket that takes IPv4 too (%s): listening on IPv4 only", e)
+    return _bound(family_of(host), host, port, kind, reuse_address, backlog)
+
+
+def bind_socket(host, port, kind, what="port", reuse_address=False, backlog=None, dual_stack=False):
     """A socket of ``kind`` bound to ``(host, port)`` (and listening when ``backlog`` is given).
 
+    ``dual_stack``: with ``host == ""`` take IPv4 and IPv6 peers on one
+    socket (AF_INET6 bound to '::' with IPV6_V6ONLY off) where the system
+    allows it, else IPv4 alone ('' of AF_INET; on Jython that takes both).
     A port in use raises :class:`PortInUseError` whose text says what to
     do; other errors are raised as the system's (Jython's catch-all errno 98
     sorted out).  Where a port closed a moment ago by this program is freed
@@ -31,16 +113,9 @@ def bind_socket(host, port, kind, what="port", reuse_address=False, backlog=None
     """
     retry_until = monotonic() + BIND_RETRY
     while True:
-        sock = socket.socket(family_of(host), kind)
         try:
-            if reuse_address:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
-            if backlog is not None:
-                sock.listen(backlog)
-            return sock
+            return _bind_once(host, port, kind, reuse_address, backlog, dual_stack)
         except (socket.error, OSError) as e:
-            sock.close()
             if not is_addr_in_use(e):
                 raise bind_error(e)  # Jython: its errno 98 may mean another error
             if port and monotonic() < retry_until:
