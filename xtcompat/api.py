@@ -14,6 +14,7 @@ import sys
 import threading
 
 from tcpcom._compat import PY2, binary_type, integer_types, string_types, text_type
+from tcpcom.diagnostics import console_write
 from tcpcom.dispatch import SerialExecutor
 from tcpcom.engine import (DEFAULT_MAX_CONNECTIONS, DROPPED, LOST_AT_ONCE, NETWORK_ERRORS, NOT_FOUND, TIMED_OUT, TIMEOUT,
                            TOO_LARGE, ConnectError, ConnectionClosedError, Listener, PeerInfo, PortInUseError,
@@ -32,22 +33,6 @@ from .registry import Registry
 log = logging.getLogger("tcpcom.xtcompat")
 #: where XTWriteLog writes (shown on the console unless logging is configured)
 script_log = logging.getLogger("xtcompat")
-
-
-class _LastResort(logging.StreamHandler):
-    """Python 2.7 / Jython have no ``logging.lastResort``: show our warnings on
-    stderr as long as the program has not configured logging itself."""
-
-    def emit(self, record):
-        if not logging.getLogger().handlers:
-            logging.StreamHandler.emit(self, record)
-
-
-if PY2:  # pragma: no cover - Python 2.7 / Jython
-    _h = _LastResort()
-    _h.setLevel(logging.WARNING)
-    _h.setFormatter(logging.Formatter("%(name)s: %(levelname)s: %(message)s"))
-    log.addHandler(_h)
 
 #: XTension plugins cannot listen below this port
 MIN_LISTEN_PORT = 1024
@@ -692,12 +677,7 @@ class _ConsoleHandler(logging.StreamHandler):
 
     def emit(self, record):
         try:
-            line = self.format(record) + "\n"
-            try:
-                self.stream.write(line)
-            except UnicodeEncodeError:
-                enc = getattr(self.stream, "encoding", None) or "ascii"
-                self.stream.write(line.encode(enc, "backslashreplace").decode(enc))
+            console_write(self.stream, self.format(record) + "\n")
             self.flush()
         except Exception:
             self.handleError(record)
