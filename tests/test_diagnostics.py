@@ -93,7 +93,7 @@ def test_the_command_line_and_xtcompat_write_through_it(monkeypatch):
     cli._say("client", "MESSAGE", u"Grüße")
     assert out.written and u"Gr\\xfc\\xdfe" in out.written[0]
 
-    from xtcompat.api import _ConsoleHandler as ConsoleHandler
+    from xtcompat.console import ConsoleHandler
     con = AsciiConsole()
     handler = ConsoleHandler(con)
     handler.emit(logging.LogRecord("xtcompat", logging.INFO, __file__, 1, u"Grüße", None, None))
