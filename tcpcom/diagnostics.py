@@ -29,15 +29,21 @@ ELLIPSIS = u"\u2026"
 _TEXT = type(u"")  # str on Python 3, unicode on Python 2 / Jython
 
 
-def excerpt(data, limit=EXCERPT):
+def excerpt(data, limit=EXCERPT, quote=True):
     """User data as a log line quotes it: ``repr`` of at most ``limit`` characters.
 
     Short data is its ``repr`` (``'hello'``); longer data is cut, marked
     with :data:`ELLIPSIS` and measured: ``'aaaa(...)' (1,000,000 characters)``,
     with the ellipsis character in place of ``(...)`` and "bytes" for bytes.
     Anything else (a list passed where text was expected) is its ``repr``,
-    cut the same way.
+    cut the same way.  ``quote=False``: text as it is, without quotes
+    (a request path in an access-log line: ``/page``, ``/aaaa(...) (9,000
+    characters)``).
     """
+    if not quote and isinstance(data, _TEXT):
+        if len(data) <= limit:
+            return data
+        return data[:limit] + ELLIPSIS + " (%s characters)" % "{:,}".format(len(data))
     if isinstance(data, memoryview):
         data = data.tobytes()
     elif isinstance(data, bytearray):

@@ -5,13 +5,13 @@ command line and xtcompat)."""
 import io
 import logging
 import os
-import re
 import shutil
 import subprocess
+import threading
 
 import pytest
 
-from helpers import ROOT
+from helpers import DEADLINE, ROOT, get, wait_until
 from tcpcom import cli
 from tcpcom._compat import to_bytes
 from tcpcom.diagnostics import EXCERPT, LastResort, console_write, excerpt, install_last_resort
@@ -201,5 +201,103 @@ def test_python27_shows_each_warning_of_tcpcom_and_xtcompat_once_on_stderr():
     err = p.stderr.decode("utf-8", "replace")
     assert p.returncode == 0, err
     assert "No handlers could be found" not in err
-    assert len(re.findall(r"sendMessage\(u?'hello'\): no client is connected", err)) == 1, err
+    assert err.count("sendMessage('hello'): no client is connected") == 1, err  # 'hello', not u'hello'
     assert err.count("XTWriteConnection('c-none') failed with error 106") == 1, err
+
+
+# -- every log line that quotes user data quotes a short, marked excerpt (issue 13.3) ----
+
+#: a 1 MB text: the whole of it must never reach a log line
+BIG = u"a" * 1000000
+MARK = u"\u2026' (1,000,000 characters)"
+
+
+def _logged(caplog):
+    """Everything logged, as the lines a handler would write."""
+    return "\n".join(caplog.text.splitlines())
+
+
+def test_tcpserver_send_message_with_nobody_connected_logs_an_excerpt(caplog):
+    from tcpcom.tcp import TCPServer
+    server = TCPServer(0, None, host="127.0.0.1")
+    try:
+        with caplog.at_level(logging.WARNING, logger="tcpcom"):
+            server.sendMessage(BIG)
+    finally:
+        server.terminate()
+    text = _logged(caplog)
+    assert len(text) < 500, "%d characters logged" % len(text)  # checked first: a failure shows no 1 MB
+    assert "no client is connected" in text and MARK in text
+
+
+def test_tcpclient_send_message_when_not_connected_logs_an_excerpt(caplog):
+    from tcpcom.tcp import TCPClient
+    client = TCPClient("127.0.0.1", 9, None)  # never connected
+    with caplog.at_level(logging.WARNING, logger="tcpcom"):
+        assert client.sendMessage(BIG) is None
+    text = _logged(caplog)
+    assert len(text) < 500, "%d characters logged" % len(text)
+    assert "not connected" in text and MARK in text
+
+
+def test_xtwriteconnection_logs_an_excerpt_of_what_it_was_given(caplog):
+    from xtcompat import XTWriteConnection
+    with caplog.at_level(logging.WARNING, logger="tcpcom"):
+        assert XTWriteConnection("c-none", BIG) is False  # no such connection: the data is not quoted
+        assert XTWriteConnection(BIG, "c-none") is False  # the arguments swapped: the "ID" is 1 MB
+    text = _logged(caplog)
+    assert len(text) < 800, "%d characters logged" % len(text)
+    assert text.count("failed with error 106") == 2 and MARK in text
+
+
+def test_xtcompat_errors_quote_an_excerpt_of_wrong_data():
+    from xtcompat import XTWriteConnection
+    with pytest.raises(TypeError) as e:
+        XTWriteConnection("c-none", list(range(100000)))
+    assert len(str(e.value)) < 300, "%d characters" % len(str(e.value))
+    assert "characters of repr" in str(e.value)
+
+
+def test_a_raising_state_changed_quotes_an_excerpt_of_the_message(caplog):
+    from tcpcom.tcp import TCPClient, TCPServer
+    done = threading.Event()
+
+    def onServer(state, msg):
+        if state == "MESSAGE":
+            done.set()
+            raise ValueError("a typo in the callback")
+
+    server = TCPServer(0, onServer, host="127.0.0.1")
+    client = TCPClient("127.0.0.1", server.getPort(), None)
+    try:
+        with caplog.at_level(logging.WARNING, logger="tcpcom"):
+            assert client.connect(DEADLINE)
+            client.sendMessage(BIG)
+            assert done.wait(DEADLINE)
+            wait_until(lambda: "raised" in caplog.text, what="the callback's error logged")
+    finally:
+        client.disconnect()
+        server.terminate()
+    raised = [r.getMessage() for r in caplog.records if "raised" in r.getMessage()]
+    assert raised and len(raised[0]) < 300, [len(m) for m in raised]
+    assert MARK in raised[0]
+
+
+def test_http_log_lines_quote_an_excerpt_of_a_long_path(caplog):
+    from tcpcom.httpserver import HTTPListener
+
+    def app(request, conn):
+        raise ValueError("a typo in the page handler")
+
+    server = HTTPListener(0, app, host="127.0.0.1")
+    path = "/" + "p" * 5000
+    try:
+        with caplog.at_level(logging.DEBUG, logger="tcpcom.httpserver"):
+            status, _, _ = get("http://127.0.0.1:%d%s" % (server.port, path))
+            assert status == 500
+            wait_until(lambda: "-> 500" in caplog.text, what="the request logged")
+    finally:
+        server.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "tcpcom.httpserver"]
+    assert all(len(line) < 300 for line in lines), [len(line) for line in lines]
+    assert any(u"\u2026 (5,001 characters)" in line and "answering 500" in line for line in lines), lines

@@ -21,6 +21,7 @@ import sys
 import threading
 
 from tcpcom._compat import binary_type, integer_types, text_type
+from tcpcom.diagnostics import excerpt
 from tcpcom.dispatch import SerialExecutor
 from tcpcom.engine import (DROPPED, NETWORK_ERRORS, TIMEOUT, TOO_LARGE, PeerInfo, PortInUseError, check_port,
                            end_kind, error_number, error_text)
@@ -168,8 +169,8 @@ def listen_port(where, port):
     ok = isinstance(port, integer_types) and not isinstance(port, bool) and \
         (port == 0 or MIN_LISTEN_PORT <= port <= 65535)
     if not ok:
-        log.error("%s(%r) failed with error %d: %s (or 0 to let the system choose one)",
-                  where, port, xtErrInvalidPort, MESSAGES[xtErrInvalidPort])
+        log.error("%s(%s) failed with error %d: %s (or 0 to let the system choose one)",
+                  where, excerpt(port), xtErrInvalidPort, MESSAGES[xtErrInvalidPort])
         return None
     return port
 
@@ -177,8 +178,8 @@ def listen_port(where, port):
 def check_data(where, data):
     """``data`` must be text or bytes: else a TypeError that says so."""
     if not isinstance(data, (text_type, binary_type, bytearray)):
-        raise TypeError("%s: the data must be text or bytes, not %s %r; convert it with str()"
-                        % (where, type(data).__name__, data))
+        raise TypeError("%s: the data must be text or bytes, not %s %s; convert it with str()"
+                        % (where, type(data).__name__, excerpt(data)))
 
 
 # -- listeners of every kind -------------------------------------------------------------
@@ -201,7 +202,7 @@ def start_listener(where, kind, thePort, host, make, holder=None):
         log.error("%s(%d) failed: %s", where, thePort, e.strerror or e)
         return 0
     except NETWORK_ERRORS + (ValueError, TypeError) as e:
-        log.error("%s(%r, host=%r) failed: %s", where, thePort, host, e)
+        log.error("%s(%s, host=%s) failed: %s", where, excerpt(thePort), excerpt(host), e)
         return 0
     lid = face.listeners.add(kind, obj)
     if holder is not None:
@@ -219,10 +220,10 @@ def stop_listener(where, kind, theListenerID):
     if obj is None:
         other = face.listeners.kind(theListenerID)
         if other is not None:
-            log.error("%s(%r): that ID is a %s listener, not a %s one", where, theListenerID,
+            log.error("%s(%s): that ID is a %s listener, not a %s one", where, excerpt(theListenerID),
                       other.upper(), kind.upper())
         else:
-            log.warning("%s(%r): no such listener (already stopped?)", where, theListenerID)
+            log.warning("%s(%s): no such listener (already stopped?)", where, excerpt(theListenerID))
         return False
     obj.close()
     return True

@@ -5,6 +5,7 @@ from __future__ import absolute_import
 import logging
 
 from tcpcom._compat import monotonic
+from tcpcom.diagnostics import excerpt
 from tcpcom.dispatch import SerialExecutor
 
 from .face import face
@@ -15,7 +16,7 @@ def XTRegisterHandlers(namespace):
     """Where the event functions are looked up: a module, a dict or an object (None: ``__main__``)."""
     if namespace is not None and not isinstance(namespace, dict) and not hasattr(namespace, "__dict__") \
             and not hasattr(namespace, "__getattr__"):
-        raise TypeError("XTRegisterHandlers needs a module, a dict or an object, not %r" % (namespace,))
+        raise TypeError("XTRegisterHandlers needs a module, a dict or an object, not %s" % excerpt(namespace))
     face.namespace = namespace
     with face.lock:
         face.warned.clear()

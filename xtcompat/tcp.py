@@ -12,6 +12,7 @@ import errno
 import logging
 
 from tcpcom._compat import binary_type, string_types, text_type
+from tcpcom.diagnostics import excerpt
 from tcpcom.engine import (DEFAULT_MAX_CONNECTIONS, LOST_AT_ONCE, NOT_FOUND, TIMED_OUT, ConnectError,
                            ConnectionClosedError, Listener, connect, is_ip_literal)
 from tcpcom.framing import DEFAULT_MAX_MESSAGE_SIZE, DelimiterFramer
@@ -32,8 +33,8 @@ def framing(where, boundary):
     if boundary is None or boundary == "" or boundary == b"":
         return None
     if not isinstance(boundary, (text_type, binary_type)):
-        raise TypeError("%s: the boundary must be a string such as '\\r\\n' or None, not %r"
-                        % (where, boundary))
+        raise TypeError("%s: the boundary must be a string such as '\\r\\n' or None, not %s"
+                        % (where, excerpt(boundary)))
     # a factory, so that "line" or "raw" are taken literally as boundaries too
     return lambda max_size: DelimiterFramer(boundary, max_size)
 
@@ -133,7 +134,7 @@ def XTStartTCPListener(thePort, theBoundryString=None, host="", binary=False,
     try:
         framer = framing(where, theBoundryString)
     except TypeError as e:
-        log.error("%s(%r) failed: %s", where, thePort, e)
+        log.error("%s(%s) failed: %s", where, excerpt(thePort), e)
         return 0
     holder = _Holder()
 
@@ -166,7 +167,8 @@ def XTGetListenerPort(theListenerID):
 
 
 def _open_failed(address, port, number, message):
-    log.warning("XTOpenTCPConnection(%r, %r) failed with error %d: %s", address, port, number, message)
+    log.warning("XTOpenTCPConnection(%s, %s) failed with error %d: %s", excerpt(address), excerpt(port), number,
+                message)
     info = {xtKeyRemoteAddress: address, xtKeyRemotePort: port, xtKeyPeerPort: port,
             xtKeyName: address if isinstance(address, string_types) and not is_ip_literal(address) else UNKNOWN_NAME,
             xtKeyMacAddress: NO_MAC, xtKeyUniqueId: ""}
@@ -187,11 +189,11 @@ def XTOpenTCPConnection(theAddress, thePort, theBoundryString=None, theTimeout=D
     called (the ID is the return value).
     """
     if not isinstance(theAddress, string_types) or not theAddress:
-        raise TypeError("XTOpenTCPConnection: the address must be a string such as '192.168.1.20', not %r"
-                        % (theAddress,))
+        raise TypeError("XTOpenTCPConnection: the address must be a string such as '192.168.1.20', not %s"
+                        % excerpt(theAddress))
     if not is_port(thePort):
         return _open_failed(theAddress, thePort, xtErrInvalidPort,
-                            "invalid port %r: ports are from 1 to 65535" % (thePort,))
+                            "invalid port %s: ports are from 1 to 65535" % excerpt(thePort))
     framer = framing("XTOpenTCPConnection", theBoundryString)
     timeout = theTimeout or DEFAULT_CONNECT_TIMEOUT
     try:
@@ -217,8 +219,8 @@ def _open_connection(where, theConnectionID):
     """The open connection with that ID, or None after logging error 106."""
     xc = face.connection(theConnectionID)
     if xc is None:
-        log.warning("%s(%r) failed with error %d: no open connection has that ID",
-                    where, theConnectionID, xtErrInvalidState)
+        log.warning("%s(%s) failed with error %d: no open connection has that ID",
+                    where, excerpt(theConnectionID), xtErrInvalidState)
     return xc
 
 
@@ -232,7 +234,7 @@ def XTWriteConnection(theConnectionID, theData):
         xc.conn.send(theData)
         return True
     except ConnectionClosedError as e:
-        log.warning("XTWriteConnection(%r) failed with error %d: %s", theConnectionID, xtErrInvalidState, e)
+        log.warning("XTWriteConnection(%s) failed with error %d: %s", excerpt(theConnectionID), xtErrInvalidState, e)
         return False
 
 

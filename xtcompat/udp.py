@@ -8,6 +8,7 @@ from __future__ import absolute_import
 
 import logging
 
+from tcpcom.diagnostics import excerpt
 from tcpcom.engine import NETWORK_ERRORS, error_text, is_name_error
 from tcpcom.udp import MAX_DATAGRAM, UDPEndpoint
 
@@ -55,7 +56,7 @@ def XTStopUDPListener(theListenerID):
 def _endpoint(where, lid):
     ep = face.listeners.get(lid, UDP)
     if ep is None:
-        log.error("%s(%r, ...): no UDP listener has that ID", where, lid)
+        log.error("%s(%s, ...): no UDP listener has that ID", where, excerpt(lid))
     return ep
 
 
@@ -83,8 +84,8 @@ def XTSendDatagram(theListenerID, theRemoteAddress, theRemotePort, theData):
     if ep is None:
         return False
     if not is_port(theRemotePort):
-        log.error("%s(%r, %r, %r, ...) failed with error %d: ports are from 1 to 65535", where, theListenerID,
-                  theRemoteAddress, theRemotePort, xtErrInvalidPort)
+        log.error("%s(%s, %s, %s, ...) failed with error %d: ports are from 1 to 65535", where,
+                  excerpt(theListenerID), excerpt(theRemoteAddress), excerpt(theRemotePort), xtErrInvalidPort)
         return False
 
     def send(ep):
@@ -92,7 +93,7 @@ def XTSendDatagram(theListenerID, theRemoteAddress, theRemotePort, theData):
             ep.send_broadcast(theData, theRemotePort)
         else:
             ep.send(theData, theRemoteAddress, theRemotePort)
-    return _run(ep, "%s to %r:%r" % (where, theRemoteAddress, theRemotePort), send)
+    return _run(ep, "%s to %s:%s" % (where, excerpt(theRemoteAddress), excerpt(theRemotePort)), send)
 
 
 def _group_op(where, theListenerID, theGroup, op):
@@ -100,7 +101,7 @@ def _group_op(where, theListenerID, theGroup, op):
     ep = _endpoint(where, theListenerID)
     if ep is None:
         return False
-    return _run(ep, "%s(%r, %r)" % (where, theListenerID, theGroup), op)
+    return _run(ep, "%s(%s, %s)" % (where, excerpt(theListenerID), excerpt(theGroup)), op)
 
 
 def XTJoinMulticastGroup(theListenerID, theGroup, theInterface=None):
