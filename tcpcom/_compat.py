@@ -7,11 +7,12 @@ from __future__ import absolute_import
 
 import codecs
 import errno
-import logging
 import socket
 import sys
 import threading
 import time
+
+from .diagnostics import excerpt, install_last_resort
 
 PY2 = sys.version_info[0] == 2
 JYTHON = sys.platform.startswith("java")
@@ -90,41 +91,12 @@ def to_bytes(data, encoding="utf-8", errors=None):
         return data.tobytes()  # bytes(memoryview) is its repr on Python 2.7 / Jython
     if isinstance(data, bytearray):
         return bytes(data)
-    raise TypeError("expected text or bytes, got %s (%r); convert it with str() first"
-                    % (type(data).__name__, data))
+    raise TypeError("expected text or bytes, got %s (%s); convert it with str() first"
+                    % (type(data).__name__, excerpt(data)))
 
 
-class _LastResort(logging.Handler):
-    """Python 2.7 / Jython stand-in for Python 3's ``logging.lastResort``.
-
-    Without it Python 2 prints 'No handlers could be found for logger ...'
-    once and drops every warning of the library.  Like Python 3, it writes
-    warnings and errors (message only) to stderr as long as the program has
-    not configured logging itself.
-    """
-
-    def __init__(self):
-        logging.Handler.__init__(self, logging.WARNING)
-
-    def emit(self, record):
-        if logging.getLogger().handlers:
-            return  # the program configured logging: its handlers have it
-        name = record.name
-        while "." in name and name != "tcpcom":  # a handler further down had it already
-            if logging.getLogger(name).handlers:
-                return
-            name = name.rsplit(".", 1)[0]
-        try:
-            sys.stderr.write(self.format(record) + "\n")
-        except Exception:  # pragma: no cover
-            self.handleError(record)
-
-
-if PY2:  # pragma: no cover - Python 2.7 / Jython
-    _logger = logging.getLogger("tcpcom")
-    # once, even if the module is imported again (TigerJython reruns scripts in one JVM)
-    if not any(type(h).__name__ == "_LastResort" for h in _logger.handlers):
-        _logger.addHandler(_LastResort())
+if PY2:  # pragma: no cover - Python 2.7 / Jython have no logging.lastResort
+    install_last_resort("tcpcom")
 
 
 def script_text(msg):

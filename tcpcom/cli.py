@@ -21,6 +21,7 @@ import threading
 
 from ._compat import JYTHON, make_thread, queue
 from ._version import __version__
+from .diagnostics import console_write
 from .tcp import TCPClient, TCPServer
 
 #: seconds the command waits for an event the library delivers from its own thread
@@ -34,11 +35,7 @@ _print_lock = threading.Lock()
 def _say(who, state, msg):
     line = "%-7s %-17s %s\n" % (who, state, msg if msg is not None else "")
     with _print_lock:
-        try:
-            sys.stdout.write(line)
-        except UnicodeEncodeError:  # Python 2 / Jython on a console that cannot show it
-            encoding = getattr(sys.stdout, "encoding", None) or "ascii"
-            sys.stdout.write(line.encode(encoding, "backslashreplace").decode(encoding))
+        console_write(sys.stdout, line)  # Python 2 / Jython: what the console cannot show, escaped
         sys.stdout.flush()
 
 

@@ -39,7 +39,8 @@ import logging
 import threading
 import types
 
-from ._compat import binary_type, get_ident, make_thread, monotonic, queue, text_type
+from ._compat import get_ident, make_thread, monotonic, queue
+from .diagnostics import excerpt
 
 log = logging.getLogger("tcpcom.dispatch")
 
@@ -72,18 +73,6 @@ def callable_name(fn):
         return name
     cls = owner if isinstance(owner, type) else getattr(owner, "__class__", type(owner))
     return "%s.%s" % (cls.__name__, name)
-
-
-def excerpt(value, limit=60):
-    """``value`` for a log line: repr() of at most ``limit`` characters, marked when cut.
-
-    User data (a 1 MB message) never floods the log.  (One place, to become
-    :func:`tcpcom.diagnostics.excerpt` once that module exists.)
-    """
-    if isinstance(value, (text_type, binary_type)) and len(value) > limit:
-        return "%r... (%d characters)" % (value[:limit], len(value))
-    text = repr(value)
-    return text if len(text) <= limit + 20 else text[:limit] + "..."
 
 
 def call_text(name, args):

@@ -15,6 +15,7 @@ import threading
 
 from ._compat import PY2, binary_type, integer_types, make_thread, string_types, text_type
 from ._version import __version__
+from .diagnostics import excerpt
 from .engine import check_callable, check_port
 from .httpserver import (DEFAULT_KEEP_ALIVE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT,
                          HTTPListener, internal_error, make_response)
@@ -107,7 +108,7 @@ class HTTPServer(Face):
         params = list(request.query)
         if request.method == "POST":
             params.extend(request.form())
-        self._debug("%s %s from %s", request.method, request.target, ip)
+        self._debug("%s %s from %s", request.method, excerpt(request.target, quote=False), ip)
         self._local.in_request = True
         try:
             result = self.requestHandler(ip, request.path, tuple(params))
@@ -203,7 +204,7 @@ def _form_encode(data):
         items = [(k, v) for k, v in items]
     except (TypeError, ValueError):
         raise TypeError("data must be a dict such as {'name': 'Anna'}, a list of (name, value) pairs "
-                        "or a string such as 'name=Anna', not %s %r" % (type(data).__name__, data))
+                        "or a string such as 'name=Anna', not %s %s" % (type(data).__name__, excerpt(data)))
     return "&".join("%s=%s" % (_quote_plus(_utf8(k)), _quote_plus(_utf8(v))) for k, v in items)
 
 

@@ -25,6 +25,7 @@ import socket
 import threading
 
 from ._compat import binary_type, integer_types, text_type
+from .diagnostics import excerpt
 from .dispatch import call_logged, callable_name
 from .engine import ConnectionClosedError, DeadlineExceeded, Listener, check_callable
 from .httpcodec import CONTINUE_RESPONSE, REASONS, HTTPError, RequestParser, build_response
@@ -61,8 +62,8 @@ class Response(object):
         elif isinstance(body, bool) or isinstance(body, integer_types + (float,)):
             body = text_type(body)
         elif not isinstance(body, (text_type, binary_type, bytearray)):
-            raise TypeError("a response body must be text, bytes, a dict or a list, not %s %r"
-                            % (type(body).__name__, _short(body)))
+            raise TypeError("a response body must be text, bytes, a dict or a list, not %s %s"
+                            % (type(body).__name__, excerpt(body)))
         self.status = status
         self.body = body
         self.content_type = content_type
@@ -80,11 +81,6 @@ class Response(object):
         return False
 
 
-def _short(value, limit=60):
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
 def make_response(result):
     """Turn what a handler returned into a :class:`Response` (TypeError if it cannot)."""
     if isinstance(result, Response):
@@ -94,7 +90,7 @@ def make_response(result):
                 and not isinstance(result[0], bool):
             return Response(result[0], result[1], result[2] if len(result) == 3 else None)
         raise TypeError("a handler may return a body, (code, body) or (code, body, content_type), "
-                        "not the tuple %s" % _short(result))
+                        "not the tuple %s" % excerpt(result))
     return Response(200, result)
 
 
@@ -212,17 +208,17 @@ class HTTPListener(object):
         try:
             result = self.app(request, conn)
         except Exception:
-            log.exception("the handler %s raised for %s %s from %s; answering 500",
-                          callable_name(self.app), request.method, request.path, conn.remote_address)
+            log.exception("the handler %s raised for %s %s from %s; answering 500", callable_name(self.app),
+                          request.method, excerpt(request.path, quote=False), conn.remote_address)
             return internal_error()
         if result is None:
             self._warn_once("none", "the handler returned None for %s %s: an empty page was sent "
-                            "(did it forget to return the page?)", request.method, request.path)
+                            "(did it forget to return the page?)", request.method, excerpt(request.path, quote=False))
         try:
             return make_response(result)
         except (TypeError, ValueError) as e:
             log.error("the handler's answer to %s %s is not a response: %s; answering 500",
-                      request.method, request.path, e)
+                      request.method, excerpt(request.path, quote=False), e)
             return Response(500, _plain(500), "text/plain")
 
     def respond(self, request, conn):
@@ -243,11 +239,12 @@ class HTTPListener(object):
                                   server_name=self.server_name)
         except (TypeError, ValueError) as e:
             log.error("cannot send the handler's response to %s %s: %s; answering 500",
-                      request.method, request.path, e)
+                      request.method, excerpt(request.path, quote=False), e)
             data = build_response(500, _plain(500), "text/plain", head=request.method == "HEAD",
                                   keep_alive=keep, server_name=self.server_name)
             return data, None, keep
-        log.debug("%s %s %s -> %d", conn.remote_address, request.method, request.target, resp.status)
+        log.debug("%s %s %s -> %d", conn.remote_address, request.method, excerpt(request.target, quote=False),
+                  resp.status)
         return data, resp.on_sent, keep
 
     def _after_sent(self, fn):

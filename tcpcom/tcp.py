@@ -7,10 +7,12 @@ engine (:mod:`tcpcom.engine`): a message is the text as UTF-8 followed by one
 from __future__ import absolute_import, print_function
 
 import logging
+import sys
 import threading
 
 from ._compat import binary_type, script_text, string_types, text_type
 from ._version import __version__
+from .diagnostics import console_write, excerpt
 from .dispatch import SerialExecutor, call_text, callable_name
 from .lifetime import close_all, keeps_alive, register  # noqa: F401  (close_all: tcpcom.tcp.close_all)
 from .engine import (DEFAULT_CONNECT_TIMEOUT, OCCUPIED, ConnectError, ConnectionClosedError, Listener, PortInUseError, check_callable,
@@ -29,8 +31,8 @@ class Face(object):
     def _debug(self, msg, *args):
         text = msg % args if args else msg
         self._log.debug(text)
-        if self.isVerbose:  # the classic tcpcom style
-            print("   %s-> %s" % (type(self).__name__, text))
+        if self.isVerbose:  # the classic tcpcom style (printed; what the console cannot show, escaped)
+            console_write(sys.stdout, "   %s-> %s\n" % (type(self).__name__, text))
 
     def _emit(self, state, msg):
         if state != "MESSAGE":
@@ -171,12 +173,12 @@ class TCPServer(Face):
             raise TypeError("sendMessage(None): pass the text to send")
         conn = self._current()
         if conn is None:
-            self._log.warning("sendMessage(%r): no client is connected, nothing was sent", msg)
+            self._log.warning("sendMessage(%s): no client is connected, nothing was sent", excerpt(msg))
             return
         try:
             conn.send_message(script_text(msg))
         except ConnectionClosedError as e:
-            self._log.warning("sendMessage(%r) failed: %s", msg, e)
+            self._log.warning("sendMessage(%s) failed: %s", excerpt(msg), e)
 
     def disconnect(self):
         """Close the connection to the client; the server goes on LISTENING."""
@@ -373,7 +375,8 @@ class TCPClient(Face):
             raise TypeError("sendMessage(None): pass the text to send")
         conn = self._conn
         if conn is None or not conn.is_open:
-            self._log.warning("sendMessage(%r): not connected, nothing was sent; call connect() first", msg)
+            self._log.warning("sendMessage(%s): not connected, nothing was sent; call connect() first",
+                              excerpt(msg))
             return None
         msg = script_text(msg)  # Jython: a str that is not UTF-8 is Latin-1 text
         try:
@@ -381,7 +384,7 @@ class TCPClient(Face):
                 return conn.request(msg, responseTime)
             conn.send_message(msg)
         except ConnectionClosedError as e:
-            self._log.warning("sendMessage(%r) failed: %s", msg, e)
+            self._log.warning("sendMessage(%s) failed: %s", excerpt(msg), e)
         return None
 
     def disconnect(self):

@@ -24,33 +24,32 @@ class Registry(object):
             self._items[rid] = (kind, obj)
             return rid
 
+    def _item(self, rid, kind=None):
+        """``(kind, object)`` with this ID (and kind, if given), or None; called with the lock held."""
+        try:
+            item = self._items.get(rid)
+        except TypeError:  # an unhashable ID
+            return None
+        if item is None or (kind is not None and item[0] != kind):
+            return None
+        return item
+
     def kind(self, rid):
         with self._lock:
-            try:
-                item = self._items.get(rid)
-            except TypeError:  # an unhashable ID
-                return None
+            item = self._item(rid)
         return item[0] if item is not None else None
 
     def get(self, rid, kind=None):
         """The object with this ID (and kind, if given), or None."""
         with self._lock:
-            try:
-                item = self._items.get(rid)
-            except TypeError:  # an unhashable ID
-                return None
-        if item is None or (kind is not None and item[0] != kind):
-            return None
-        return item[1]
+            item = self._item(rid, kind)
+        return item[1] if item is not None else None
 
     def remove(self, rid, kind=None):
         """Remove and return the object (None if there is none of that kind)."""
         with self._lock:
-            try:
-                item = self._items.get(rid)
-            except TypeError:
-                return None
-            if item is None or (kind is not None and item[0] != kind):
+            item = self._item(rid, kind)
+            if item is None:
                 return None
             del self._items[rid]
             return item[1]

@@ -9,7 +9,8 @@ import itertools
 import logging
 
 from .._compat import LOSSLESS_ERRORS, monotonic, set_keepalive, set_nodelay, to_bytes
-from ..dispatch import SerialExecutor, call_logged, call_text, callable_name, excerpt
+from ..diagnostics import excerpt
+from ..dispatch import SerialExecutor, call_logged, call_text, callable_name
 from ..framing import DEFAULT_MAX_MESSAGE_SIZE, MessageTooLarge, make_framer
 from .checks import check_options
 from .deadlines import watchdog

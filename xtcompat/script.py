@@ -1,0 +1,79 @@
+"""The script's life in the XTension face: where its event functions are,
+how they are run, and how it ends (``XTRunForever``, ``XTStopAll``)."""
+from __future__ import absolute_import
+
+import logging
+
+from tcpcom._compat import monotonic
+from tcpcom.diagnostics import excerpt
+from tcpcom.dispatch import SerialExecutor
+
+from .face import face
+
+log = logging.getLogger("tcpcom.xtcompat")
+
+def XTRegisterHandlers(namespace):
+    """Where the event functions are looked up: a module, a dict or an object (None: ``__main__``)."""
+    if namespace is not None and not isinstance(namespace, dict) and not hasattr(namespace, "__dict__") \
+            and not hasattr(namespace, "__getattr__"):
+        raise TypeError("XTRegisterHandlers needs a module, a dict or an object, not %s" % excerpt(namespace))
+    face.namespace = namespace
+    with face.lock:
+        face.warned.clear()
+
+
+def XTStopAll():
+    """Stop every listener and close every connection (each gets XTSocketError with 102).
+
+    Also ends :func:`XTRunForever`.  Safe to call from an event function.
+    """
+    for _, kind, obj in face.listeners.remove_all():
+        try:
+            obj.close()
+        except Exception:
+            log.exception("stopping a %s listener failed", kind)
+    with face.lock:
+        conns = list(face.connections.values())
+    for xc in conns:
+        xc.conn.close()
+    face.stop_requested.set()
+
+
+def XTRunForever(timeout=None):
+    """Block until Ctrl-C, :func:`XTStopAll` or ``timeout`` seconds, then stop everything.
+
+    A plugin script otherwise runs off its end while its listeners are
+    still working.  Returns "stopped", "interrupted" (Ctrl-C) or "timeout".
+    """
+    deadline = None if timeout is None else monotonic() + timeout
+    how = "stopped"
+    try:
+        while not face.stop_requested.is_set():
+            left = 0.5 if deadline is None else min(0.5, deadline - monotonic())
+            if left <= 0:
+                how = "timeout"
+                break
+            face.stop_requested.wait(left)
+    except KeyboardInterrupt:
+        how = "interrupted"
+        log.info("Ctrl-C: stopping every listener and connection")
+    XTStopAll()
+    face.stop_requested.clear()
+    return how
+
+
+def XTSerializeEvents(on=True):
+    """This library's addition: run every event function one at a time, as in XTension.
+
+    By default events of one connection (one UDP listener) run in order, one
+    at a time, but events of different connections may run at the same time
+    on different threads.  After ``XTSerializeEvents(True)`` the listeners and
+    connections started afterwards share one queue: no two event functions
+    ever run at once (a slow one then delays all the others).
+    """
+    face.serial = SerialExecutor() if on else None
+
+
+def XTSetNameLookupTimeout(seconds):
+    """This library's addition: how long a peer's name (xtKeyName) is looked up (0: never; default 0.5 s)."""
+    face.peers.name_timeout = seconds
