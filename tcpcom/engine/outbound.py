@@ -73,18 +73,8 @@ class Outbound(object):
         yield self.framer.encode(b"")
 
     def sendall(self, data):
-        """Send ``data`` whole (the common case of :meth:`send_parts`, without its loop)."""
-        self._check_open()
-        with self._lock:
-            self.since = monotonic()
-            try:
-                self.sock.sendall(data)
-            except NETWORK_ERRORS as e:
-                raise self._failed(e)
-            finally:
-                self.since = None
-        if self._fin_owed:
-            self.pay_fin()
+        """Send ``data`` whole."""
+        self.send_parts((data,))
 
     def send_parts(self, parts):
         """Send each part in turn, as one message (no other sender in between)."""
