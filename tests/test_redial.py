@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from helpers import DEADLINE, CallLog, engine_threads, wait_until
+from helpers import DEADLINE, CallLog, Proc, engine_threads, wait_until
 from tcpcom import TCPClient, TCPServer
 from tcpcom.engine import (OCCUPIED, REFUSED, Backoff, ConnectError, ConnectionClosedError, Handler, Listener,
                            ReadTimeout, ReconnectHandler, ReconnectingConnection, ReconnectingError,
-                           ReconnectState, watchdog)
+                           ReconnectState)
 
 
 class Log(ReconnectHandler, CallLog):
@@ -234,7 +234,6 @@ def test_gives_up_after_max_attempts_with_one_last_event_and_nothing_left(closin
     assert log.states() == ["reconnecting", "reconnecting", "gave_up"]
     assert rc.state == ReconnectState.CLOSED and rc.is_done()
     assert isinstance(rc.close_reason, ConnectError) and rc.close_reason is log.of("gave_up")[0]
-    assert rc.watch_ended()
     wait_until(lambda: not redial_threads(), what="no redial thread left")
     with pytest.raises(ConnectionClosedError) as e:
         rc.send_message("x")
@@ -297,19 +296,20 @@ def test_the_programs_own_close_never_redials_and_its_closing_event_is_the_last(
     rc.close()  # twice is harmless
 
 
-def test_close_while_waiting_stops_the_dials_and_drops_the_timer(closing):
+def test_close_while_waiting_ends_its_thread_at_once_and_stops_the_dials(closing):
     log = Log()
-    rc = ReconnectingConnection("127.0.0.1", dead_port(), log, delay=0.05, max_delay=0.5, jitter=0.0)
+    rc = ReconnectingConnection("127.0.0.1", dead_port(), log, delay=0.01, factor=6000.0, max_delay=60.0,
+                                jitter=0.0)
     closing(rc)
-    log.wait_count("reconnecting", 3)  # the next dial is due in 0.2 s
+    log.wait_count("reconnecting", 2)  # the next dial is due in 60 s
+    assert redial_threads() and rc.state == ReconnectState.WAITING
     rc.close()
-    assert rc not in watchdog._due and all(e[2] is not rc for e in watchdog._heap)  # no timer kept
-    assert rc.wait_closed(DEADLINE)
+    assert rc.wait_closed(DEADLINE)  # woken, not when the dial was due
+    assert not redial_threads()
     n = log.count("reconnecting")
-    threading.Event().wait(0.5)  # over twice the wait: a dial would have failed and been reported
+    assert rc.state == ReconnectState.CLOSED and rc.next_dial_in is None
+    threading.Event().wait(0.2)  # an observation window: nothing follows the close
     assert log.count("reconnecting") == n
-    assert rc.watch_ended()
-    wait_until(lambda: not redial_threads(), what="no redial thread left")
 
 
 def test_close_from_its_own_callbacks(closing):
@@ -333,6 +333,39 @@ def test_close_from_its_own_callbacks(closing):
     threading.Event().wait(0.2)  # twenty delays: no dial follows
     assert log.states() == ["made", "lost", "reconnecting"] and rc.connects == 1
     assert len(server.connections) == 0
+
+
+KEEPS_ALIVE = r"""
+import sys
+from tcpcom.engine import ReconnectHandler, ReconnectingConnection
+
+class Once(ReconnectHandler):
+    def connection_made(self, conn):
+        print("connected"); sys.stdout.flush()
+        conn.close()
+    def reconnecting(self, conn, attempt, delay, reason):
+        print("retry %d" % attempt); sys.stdout.flush()
+
+ReconnectingConnection("127.0.0.1", int(sys.argv[1]), Once(), delay=0.05, max_delay=0.1, daemon=False)
+print("main ends"); sys.stdout.flush()
+"""
+
+
+def test_with_daemon_false_a_script_stays_alive_while_it_reconnects():
+    port = dead_port()
+    p = Proc(["-c", KEEPS_ALIVE, str(port)])
+    server = None
+    try:
+        p.wait_line("main ends")
+        p.wait_line("retry 3")  # the main thread is over; the reconnecting keeps the program alive
+        assert p.p.poll() is None
+        server = Listener(port, Handler, host="127.0.0.1")
+        assert p.finish() == 0  # connected, closed by its handler: then nothing keeps it alive
+        p.wait_line("connected")
+    finally:
+        p.kill()
+        if server is not None:
+            server.close()
 
 
 # -- an occupied server ------------------------------------------------------------------------------

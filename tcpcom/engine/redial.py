@@ -47,14 +47,15 @@ Sending works only while a connection is open: otherwise
 :class:`ReconnectingError` (a :class:`~tcpcom.engine.ConnectionClosedError`)
 is raised at once, saying that it is reconnecting; nothing is queued.
 
-Threads and timers: while connected, only the connection's own reader
-thread.  While waiting, none: the engine's watchdog (one shared thread)
-holds the time of the next dial and starts a short-lived thread
-``tcpcom-redial-<id>`` that dials once and ends.  ``close()`` drops the
-watchdog's entry; a dial under way then ends by itself (within the connect
-``timeout``; at once on loopback) and closes what it got.  A dial to a
-dead host costs one thread start and one connect per attempt: the process
-stays idle in between.
+Threads: never more than one of its own.  While connected, the
+connection's reader thread; while not, one thread ``tcpcom-redial-<id>``
+that sleeps until the next dial is due (a timed wait on a condition: no
+polling, the process stays idle while a dead host is retried), dials, and
+ends once connected -- or at once when :meth:`close` wakes it.  A dial under
+way when ``close()`` comes ends by itself (within the connect ``timeout``;
+at once on loopback) and closes what it got.  The thread is a daemon unless
+the option ``daemon=False`` is given: then, as the connection's reader
+does, it keeps the program alive while it is reconnecting.
 """
 from __future__ import absolute_import
 
@@ -69,7 +70,6 @@ from ..dispatch import SerialExecutor
 from ..framing import DEFAULT_MAX_MESSAGE_SIZE, make_framer
 from .checks import check_number, check_options, check_port
 from .connection import DEFAULT_SEND_TIMEOUT, Connection, FunctionHandler
-from .deadlines import watchdog
 from .dialing import DEFAULT_CONNECT_TIMEOUT, connect
 from .errors import REFUSED, ConnectError, ConnectionClosedError, make_connect_error
 
@@ -287,9 +287,10 @@ class ReconnectingConnection(object):
         self.id = "r%d" % next(_ids)
         self._handler = _as_handler(handler)
         self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._state = _IDLE
         self._conn = None
-        self._dialer = None       # the thread of the dial under way (None: none, or dial() on the caller's)
+        self._dialer = None       # the thread of the outage under way (None: connected, idle or closed)
         self._next_at = None      # when the next dial is due (waiting)
         self._failures = 0        # losses and failed dials of this outage: picks the back-off step
         self.attempt = 0
@@ -376,8 +377,7 @@ class ReconnectingConnection(object):
             if self._state is not _IDLE:
                 return self
             self._state = _CONNECTING
-            self._dialer = t = make_thread(self._dial_thread, "tcpcom-redial-%s" % self.id)
-        t.start()
+        self._spawn()
         return self
 
     def dial(self, keep_trying=False):
@@ -402,18 +402,37 @@ class ReconnectingConnection(object):
         if conn is not None:
             return conn
         if keep_trying:
-            self._failed(error)
+            if self._failed(error):
+                self._spawn()
         else:
             with self._lock:
                 if self._state is _CONNECTING:
                     self._state = _IDLE
         raise error
 
-    def _dial_thread(self):
+    def _spawn(self):
+        """Start the thread of an outage: it waits for each dial, dials, and ends once connected or closed."""
+        t = make_thread(self._outage, "tcpcom-redial-%s" % self.id, daemon=self.options.get("daemon", True))
+        with self._lock:
+            self._dialer = t
+        t.start()
+
+    def _outage(self):
         try:
-            conn, error = self._dial_once()
-            if conn is None:
-                self._failed(error)
+            while True:
+                with self._cond:
+                    while self._state is _WAITING:
+                        left = self._next_at - monotonic()
+                        if left <= 0:
+                            self._state = _CONNECTING
+                            self._next_at = None
+                            break
+                        self._cond.wait(left)  # close() wakes it
+                    if self._state is not _CONNECTING:
+                        return  # closed
+                conn, error = self._dial_once()
+                if conn is not None or not self._failed(error):
+                    return
         finally:
             with self._lock:
                 if self._dialer is threading.current_thread():
@@ -457,10 +476,10 @@ class ReconnectingConnection(object):
         return c, None
 
     def _failed(self, error):
-        """A dial failed: wait and dial again, or give up."""
+        """A dial failed: wait and dial again (True), or give up or stop (False)."""
         with self._lock:
             if self._state is _CLOSED:
-                return
+                return False
             self.last_error = error
             if self.max_attempts is not None and self.attempt >= self.max_attempts:
                 self._state = _CLOSED
@@ -473,8 +492,9 @@ class ReconnectingConnection(object):
         if gave_up:
             log.debug("%r: giving up after %d dials: %s", self, self.max_attempts, error)
             self.executor.post(self._tell_gave_up, (error,))
-            return
-        self._schedule(attempt, delay, error)
+            return False
+        self.executor.post(self._tell_reconnecting, (attempt, delay, error))
+        return True
 
     def _lost(self, c, reason):
         """The current connection ended (on the executor, from its closing event)."""
@@ -486,9 +506,11 @@ class ReconnectingConnection(object):
                 return
             self.last_error = reason
             self._failures = 1
-            delay, attempt = self._wait(), 1
+            delay = self._wait()
         log.debug("%r: connection lost (%s); dialing again in %.3f s", self, reason, delay)
-        self._schedule(attempt, delay, reason)
+        # the event first (it is queued behind this callback): what the next dial brings comes after it
+        self.executor.post(self._tell_reconnecting, (1, delay, reason))
+        self._spawn()
 
     def _wait(self):
         # with the lock held: move to waiting; returns the delay
@@ -497,13 +519,6 @@ class ReconnectingConnection(object):
         self._next_at = monotonic() + delay
         return delay
 
-    def _schedule(self, attempt, delay, reason):
-        # the event first: whatever the next dial brings is posted after it
-        self.executor.post(self._tell_reconnecting, (attempt, delay, reason))
-        at = self._next_at
-        if at is not None:
-            watchdog.watch(self, at)
-
     def _tell_reconnecting(self, attempt, delay, reason):
         if self._state is _CLOSED:  # closed meanwhile: nothing after close()
             return
@@ -511,25 +526,6 @@ class ReconnectingConnection(object):
 
     def _tell_gave_up(self, reason):
         getattr(self._handler, "gave_up", _nothing)(self, reason)
-
-    # -- for the watchdog ---------------------------------------------------------
-
-    def watch_ended(self):
-        """For the watchdog: nothing to watch unless waiting for the next dial."""
-        return self._state is not _WAITING
-
-    def check_deadlines(self, now):
-        """For the watchdog: start the next dial when it is due; returns the next check time (or None)."""
-        with self._lock:
-            if self._state is not _WAITING:
-                return None
-            if now < self._next_at:
-                return self._next_at
-            self._state = _CONNECTING
-            self._next_at = None
-            self._dialer = t = make_thread(self._dial_thread, "tcpcom-redial-%s" % self.id)
-        t.start()
-        return None
 
     # -- sending ----------------------------------------------------------------------
 
@@ -592,7 +588,7 @@ class ReconnectingConnection(object):
             self._state = _CLOSED
             self._next_at = None
             c = self._conn
-        watchdog.forget(self)
+            self._cond.notify_all()  # the outage thread ends now
         if c is not None:
             c.close()
 
