@@ -112,6 +112,9 @@ def test_back_off_doubles_up_to_its_ceiling_and_jitter_only_shortens_a_wait():
         ReconnectingConnection("127.0.0.1", 1, delay="soon", start=False)
     with pytest.raises(ValueError):
         ReconnectingConnection("127.0.0.1", 1, max_attempts=0, start=False)
+    with pytest.raises(TypeError) as e:
+        ReconnectingConnection("127.0.0.1", 1, framming="line", start=False)  # a typo is named at once
+    assert "'framming'" in str(e.value) and "framing" in str(e.value)
 
 
 # -- the server goes away and comes back -------------------------------------------------------
@@ -238,6 +241,19 @@ def test_gives_up_after_max_attempts_with_one_last_event_and_nothing_left(closin
     with pytest.raises(ConnectionClosedError) as e:
         rc.send_message("x")
     assert not isinstance(e.value, ReconnectingError) and "closed" in str(e.value)
+
+
+def test_a_failure_that_is_not_the_networks_is_not_retried_for_ever(closing, monkeypatch):
+    import tcpcom.engine.redial as redial
+
+    def broken(*args, **kw):
+        raise RuntimeError("a bug")
+    monkeypatch.setattr(redial, "connect", broken)
+    log = Log()
+    rc = ReconnectingConnection("127.0.0.1", dead_port(), log, delay=0.01)
+    closing(rc)
+    log.wait_count("gave_up", 1)
+    assert log.states() == ["gave_up"] and isinstance(rc.close_reason, RuntimeError)
 
 
 # -- sending while it is away ----------------------------------------------------------------------

@@ -71,7 +71,7 @@ from ..framing import DEFAULT_MAX_MESSAGE_SIZE, make_framer
 from .checks import check_number, check_options, check_port
 from .connection import DEFAULT_SEND_TIMEOUT, Connection, FunctionHandler
 from .dialing import DEFAULT_CONNECT_TIMEOUT, connect
-from .errors import REFUSED, ConnectError, ConnectionClosedError, make_connect_error
+from .errors import NETWORK_ERRORS, REFUSED, ConnectError, ConnectionClosedError, make_connect_error
 
 log = logging.getLogger("tcpcom.engine")
 
@@ -81,6 +81,9 @@ DEFAULT_RECONNECT_DELAY = 0.5
 DEFAULT_MAX_RECONNECT_DELAY = 30.0
 
 _ids = itertools.count(1)
+#: the options of every connection it makes (those of Connection a dial can take)
+_OPTIONS = frozenset(("framing", "max_message_size", "encoding", "errors", "read_timeout", "send_timeout",
+                      "daemon", "executor", "dispatcher"))
 
 
 class ReconnectState(object):
@@ -271,6 +274,10 @@ class ReconnectingConnection(object):
         check_number(timeout, "timeout", 0)
         check_number(max_attempts, "max_attempts", 1, integer=True)
         # a wrong option fails here, not at every dial
+        unknown = sorted(set(options) - _OPTIONS)
+        if unknown:
+            raise TypeError("unknown option %s: a reconnecting connection takes %s" % (
+                ", ".join(repr(k) for k in unknown), ", ".join(sorted(_OPTIONS))))
         check_options(options.get("max_message_size", DEFAULT_MAX_MESSAGE_SIZE), options.get("read_timeout"),
                       options.get("send_timeout", DEFAULT_SEND_TIMEOUT))
         make_framer(options.get("framing", b"\0"), options.get("max_message_size", DEFAULT_MAX_MESSAGE_SIZE))
@@ -449,7 +456,7 @@ class ReconnectingConnection(object):
         except ConnectError as e:
             log.debug("%r: dial %d failed: %s", self, self.attempt, e)
             return None, e
-        except Exception as e:  # a wrong option, an engine bug: retried like a failure, never silent
+        except Exception as e:  # an engine bug: never silent, and not retried (see _failed)
             log.exception("%r: dial %d failed", self, self.attempt)
             return None, e
         if c.local_port == c.remote_port and c.local_address == c.remote_address:
@@ -481,7 +488,8 @@ class ReconnectingConnection(object):
             if self._state is _CLOSED:
                 return False
             self.last_error = error
-            if self.max_attempts is not None and self.attempt >= self.max_attempts:
+            if (self.max_attempts is not None and self.attempt >= self.max_attempts) \
+                    or not isinstance(error, NETWORK_ERRORS):  # a bug would fail every dial the same way
                 self._state = _CLOSED
                 self.close_reason = error
                 gave_up = True
@@ -490,7 +498,7 @@ class ReconnectingConnection(object):
                 self._failures += 1
                 delay, attempt = self._wait(), self.attempt + 1
         if gave_up:
-            log.debug("%r: giving up after %d dials: %s", self, self.max_attempts, error)
+            log.debug("%r: giving up after %d dials: %s", self, self.attempt, error)
             self.executor.post(self._tell_gave_up, (error,))
             return False
         self.executor.post(self._tell_reconnecting, (attempt, delay, error))
