@@ -34,8 +34,9 @@ itself as ``conn``:
   made in ``delay`` s; ``reason`` is why: the connection's end, or the
   :class:`~tcpcom.engine.ConnectError` of the dial that just failed (kind
   ``OCCUPIED``: the server is busy -- try again later, like any other);
-- ``gave_up(conn, reason)`` -- ``max_attempts`` dials failed in a row; the
-  last event (``reason``: the last ``ConnectError``).
+- ``gave_up(conn, reason)`` -- ``max_attempts`` dials failed in a row (or
+  a dial failed with an error that is not the network's: a bug); the last
+  event (``reason``: the last error).
 
 After :meth:`close` no event follows except the ``connection_lost`` of the
 connection that was open then.  A Q-SYS style function ``fn(conn, event,
