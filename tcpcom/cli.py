@@ -4,6 +4,7 @@
     tcpcom demo                       a server and a client talk; every event is printed
     tcpcom server PORT [--echo]       print every event of a TCPServer (Ctrl-C ends)
     tcpcom client HOST PORT           send each line typed, print each message
+    tcpcom client HOST PORT --reconnect   ... and connect again whenever the connection is lost
 
 Every event goes to stdout, one line each.  What went wrong, and what to do
 about it, is one line too: a wrong argument on stderr (exit status 2), a
@@ -19,15 +20,19 @@ import socket
 import sys
 import threading
 
-from ._compat import JYTHON, make_thread, queue
+from ._compat import JYTHON, make_thread, queue, script_text
 from ._version import __version__
 from .diagnostics import console_write
+from .engine import OCCUPIED, ConnectError, ConnectionClosedError, ReconnectingConnection
 from .tcp import TCPClient, TCPServer
 
 #: seconds the command waits for an event the library delivers from its own thread
 EVENT_DEADLINE = 5.0
 #: at the end of its input, ``client`` disconnects once the server was silent this long
 QUIET = 1.0
+#: ``client --reconnect``: the wait before dialing again after a loss, and the longest wait between dials
+RECONNECT_DELAY = 0.5
+RECONNECT_MAX_DELAY = 5.0
 
 _print_lock = threading.Lock()
 
@@ -252,6 +257,100 @@ def run_client(host, port, lines=None, quiet=None):
     return code
 
 
+def _occupied_wait(handshake):
+    """How long a dial watches for an occupied server's hang-up: as TCPClient.connect() does."""
+    return min(TCPClient.OCCUPIED_WAIT_MAX, max(TCPClient.OCCUPIED_WAIT_MIN,
+                                                TCPClient.OCCUPIED_WAIT_FACTOR * handshake))
+
+
+class _Redialing(object):
+    """The events of ``client --reconnect``, printed with TCPClient's state names."""
+
+    def __init__(self, host, port, heard):
+        self.host = host
+        self.port = port
+        self.where = "%s:%d" % (host, port)
+        self.heard = heard
+        self.connected = threading.Event()  # once connected the first time
+
+    def connection_made(self, conn):
+        _say("client", TCPClient.CONNECTED, self.where)
+        self.connected.set()
+
+    def messages_received(self, conn, messages):
+        for m in messages:
+            _say("client", TCPClient.MESSAGE, m)
+        self.heard.set()
+
+    def connection_lost(self, conn, reason):
+        _say("client", TCPClient.DISCONNECTED, "")
+
+    def reconnecting(self, conn, attempt, delay, reason):
+        again = "trying again in %.1f s (--reconnect: Ctrl-C ends)" % delay
+        if reason is None:
+            _advise("the server closed the connection: %s" % again)
+        elif not isinstance(reason, ConnectError):
+            _advise("the connection was lost (%s): %s" % (reason, again))
+        elif reason.kind == OCCUPIED:
+            _say("client", TCPClient.SERVER_OCCUPIED, self.where)
+            _advise("the server at %s is busy with another client: %s" % (self.where, again))
+        else:
+            _say("client", TCPClient.CONNECTION_FAILED, self.where)
+            if not _resolves(self.host):
+                _advise("cannot connect to %s: no computer is known by the name %r (yet): %s"
+                        % (self.where, self.host, again))
+            else:
+                _advise("cannot connect to %s (is the server running?): %s" % (self.where, again))
+        _say("client", TCPClient.CONNECTING, self.where)
+
+
+def run_reconnecting_client(host, port, lines=None, quiet=None):
+    """``client --reconnect``: as :func:`run_client`, but a failed or lost connection is dialed
+    again (after RECONNECT_DELAY s, the waits doubling up to RECONNECT_MAX_DELAY s) until
+    Ctrl-C or the end of the input.  The input is read from the first connection on; a line
+    typed while the connection is away is not sent (one line says so): nothing is queued.
+    Returns 0.
+    """
+    quiet = QUIET if quiet is None else quiet
+    inbox = queue.Queue()  # typed lines, None at the end of the input
+    heard = threading.Event()
+    where = "%s:%d" % (host, port)
+    _say("client", TCPClient.CONNECTING, where)
+    events = _Redialing(host, port, heard)
+    keeper = ReconnectingConnection(host, port, events, delay=RECONNECT_DELAY, max_delay=RECONNECT_MAX_DELAY,
+                                    occupied_wait=_occupied_wait)
+    try:  # Ctrl-C at any moment ends the client cleanly
+        while not events.connected.wait(0.5):  # the input is read once connected (a pipe's lines are not lost)
+            pass
+        reader = make_thread(_read_lines, "tcpcom-input", (lines if lines is not None else _typed_lines(), inbox))
+        reader.start()
+        ended = False
+        while True:
+            heard.clear()
+            try:
+                item = inbox.get(True, quiet if ended else 0.5)  # a timeout: Ctrl-C (Python 2 / Jython)
+            except queue.Empty:
+                if ended and not heard.is_set():
+                    break
+                continue
+            if item is None:
+                ended = True
+                continue
+            text = item.rstrip("\r\n")
+            try:
+                keeper.send_message(script_text(text))
+            except ConnectionClosedError:
+                wait = keeper.next_dial_in
+                _advise("not connected: %r was not sent%s" % (
+                    text, " (trying again in %.1f s)" % wait if wait is not None else " (connecting)"))
+    except KeyboardInterrupt:
+        pass
+    keeper.close()
+    keeper.wait_closed(EVENT_DEADLINE)
+    keeper.executor.wait_idle(EVENT_DEADLINE)  # DISCONNECTED is printed before the program ends
+    return 0
+
+
 def _resolves(host):
     """False when ``host`` is a name that no name server knows."""
     try:
@@ -296,7 +395,8 @@ def _explain(parser, message):
     sub = getattr(parser, "command", None)
     examples = {"server": "%s server 5000" % cmd, "client": "%s client 127.0.0.1 5000" % cmd,
                 "demo": "%s demo" % cmd}
-    commands = "use one of: demo, server PORT [--echo] [--host H], client HOST PORT (%s --help tells more)" % cmd
+    commands = ("use one of: demo, server PORT [--echo] [--host H], client HOST PORT [--reconnect] "
+                "(%s --help tells more)" % cmd)
     if "invalid choice: " in message:
         choice = message.split("invalid choice: ", 1)[1].split(" (choose", 1)[0]
         return "unknown command %s: %s" % (choice, commands)
@@ -343,6 +443,8 @@ def _parser():
     p.command = "client"
     p.add_argument("host", type=_host, help="the server's address, e.g. 127.0.0.1 or a name")
     p.add_argument("port", type=_port(1), help="1 to 65535")
+    p.add_argument("--reconnect", action="store_true",
+                   help="keep trying: connect again whenever the connection cannot be made or is lost")
     return parser
 
 
@@ -352,7 +454,7 @@ def main(argv=None):
         if args.command == "server":
             code = run_server(args.port, args.echo, args.host)
         elif args.command == "client":
-            code = run_client(args.host, args.port)
+            code = (run_reconnecting_client if args.reconnect else run_client)(args.host, args.port)
         elif args.command == "demo":
             code = run_demo()
         else:

@@ -227,3 +227,99 @@ def test_a_port_that_needs_administrator_rights_is_explained():
     import errno
     line = _listen_error(socket.error(errno.EACCES, "Permission denied"), 80, "")
     assert "port 80 needs administrator rights" in line and "1024 to 65535" in line
+
+
+# -- client --reconnect: a server that restarts, or is not there yet ----------------------
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nobody listens there now
+    return port
+
+
+def count_lines(p, pattern):
+    rx = re.compile(pattern)
+    with p.cond:
+        return sum(1 for l in p.lines if rx.search(l))
+
+
+def wait_lines(p, pattern, n, timeout=DEADLINE):
+    rx = re.compile(pattern)
+    with p.cond:
+        ok = p.cond.wait_for(lambda: sum(1 for l in p.lines if rx.search(l)) >= n, timeout)
+    assert ok, "fewer than %d lines matching %r in %r" % (n, pattern, p.lines)
+
+
+def test_client_with_reconnect_comes_back_when_its_server_restarts_and_drops_what_is_typed_meanwhile():
+    rec = Recorder("server")
+    srv = TCPServer(0, rec, host="127.0.0.1")
+    port = srv.getPort()
+    p = Proc("client", "127.0.0.1", str(port), "--reconnect")
+    try:
+        wait_lines(p, r"CONNECTED +127", 1)
+        p.type(u"eins\n")
+        assert rec.wait_messages(1) == ["eins"]
+        srv.terminate()  # the server goes away ...
+        p.wait_line(r"DISCONNECTED")
+        p.wait_line(r"server closed the connection: trying again in \d")
+        wait_lines(p, r"CONNECTION_FAILED", 1)  # ... and stays away for a dial
+        p.type(u"verloren\n")
+        p.wait_line(r"not connected: 'verloren' was not sent")
+        assert p.p.poll() is None  # still running, still trying
+        rec2 = Recorder("server again")
+        srv = TCPServer(port, rec2, host="127.0.0.1")  # ... and comes back on the same port
+        wait_lines(p, r"CONNECTED +127", 2)
+        rec2.wait_state("CONNECTED")
+        p.type(u"zwei\n")
+        assert rec2.wait_messages(1) == ["zwei"]  # 'verloren' was not kept for later
+        srv.sendMessage(u"grüezi")
+        p.wait_line(u"MESSAGE +grüezi")
+        p.p.send_signal(signal.SIGINT)
+        assert p.finish() == 0
+        assert count_lines(p, r"CONNECTED +127") == 2  # no duplicate CONNECTED
+        assert count_lines(p, r"DISCONNECTED") == 2
+        assert "Traceback" not in "\n".join(p.lines)
+        rec2.wait_state("LISTENING", 2)  # the server saw the client go
+    finally:
+        p.kill()
+        srv.terminate()
+
+
+def test_client_with_reconnect_keeps_trying_a_server_that_is_not_there_yet():
+    port = free_port()
+    p = Proc("client", "127.0.0.1", str(port), "--reconnect")
+    srv = None
+    try:
+        wait_lines(p, r"CONNECTION_FAILED +127\.0\.0\.1:%d" % port, 2)
+        wait_lines(p, r"cannot connect to 127\.0\.0\.1:%d \(is the server running\?\): trying again in" % port, 2)
+        waits = [float(m) for m in re.findall(r"trying again in ([\d.]+) s", "\n".join(p.lines))]
+        assert waits[1] > waits[0]  # the waits grow
+        assert p.p.poll() is None
+        rec = Recorder("server")
+        srv = TCPServer(port, rec, host="127.0.0.1")
+        p.wait_line(r"CONNECTED +127")
+        rec.wait_state("CONNECTED")
+        p.p.send_signal(signal.SIGINT)
+        assert p.finish() == 0
+        assert "Traceback" not in "\n".join(p.lines)
+    finally:
+        p.kill()
+        if srv is not None:
+            srv.terminate()
+
+
+def test_client_with_reconnect_ends_at_the_end_of_its_input():
+    rec = Recorder("server")
+    srv = TCPServer(0, rec, host="127.0.0.1")
+    try:
+        p = subprocess.run([sys.executable, "-m", "tcpcom", "client", "127.0.0.1", str(srv.getPort()), "--reconnect"],
+                           input=b"eins\n", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ENV, cwd=ROOT,
+                           timeout=DEADLINE)
+        out = p.stdout.decode("utf-8", "replace")
+        assert p.returncode == 0, out
+        assert rec.wait_messages(1) == ["eins"]
+        assert re.search(r"CONNECTED.*\n.*DISCONNECTED", out, re.S), out
+    finally:
+        srv.terminate()

@@ -191,3 +191,65 @@ def test_a_server_script_keeps_running_after_its_last_line_until_terminated():
         c.disconnect()
     finally:
         p.kill()
+
+
+class Device(object):
+    """A device that speaks lines on a fixed port and forgets its settings when it restarts."""
+
+    def __init__(self, port=0, boot=1):
+        from tcpcom.engine import Listener
+        self.boot = boot
+        self.heard = []
+        self.cond = threading.Condition()
+        self.listener = Listener(port, self._handler, host="127.0.0.1", framing="line")
+        self.port = self.listener.port
+
+    def _handler(self, conn):
+        volume = ["?"]
+
+        def on_event(conn, event, data):
+            if event != conn.DATA:
+                return
+            with self.cond:
+                self.heard.append(data)
+                self.cond.notify_all()
+            if data.startswith("VOLUME "):
+                volume[0] = data.split()[1]
+                conn.send_message("OK " + data)
+            elif data == "STATUS?":
+                conn.send_message("STATUS boot=%d volume=%s" % (self.boot, volume[0]))
+        return on_event
+
+    def wait_heard(self, line):
+        with self.cond:
+            assert self.cond.wait_for(lambda: line in self.heard, DEADLINE), self.heard
+
+    def close(self):
+        self.listener.close()
+
+
+def test_sample_device_keeper_sets_a_restarted_device_up_again():
+    device = Device()
+    port = device.port
+    p = Proc([os.path.join(SAMPLES, "device_keeper.py"), "127.0.0.1", str(port), "--volume", "35",
+              "--poll", "0.3", "--run-seconds", "60"])
+    try:
+        p.wait_line(r"CONNECTED 127\.0\.0\.1:%d \(connection 1\)" % port)
+        device.wait_heard("VOLUME 35")
+        p.wait_line(r"device: STATUS boot=%d volume=35" % device.boot)
+        device.close()  # the device restarts ...
+        p.wait_line(r"LOST: the device closed the connection")
+        p.wait_line(r"RETRY 1 in 0\.\d s")
+        p.wait_line(r"not polled: .*reconnecting")  # the poll says it is away, nothing is queued
+        device = Device(port, boot=2)  # ... and is back on the same port, its settings forgotten
+        p.wait_line(r"CONNECTED 127\.0\.0\.1:%d \(connection 2\)" % port)
+        device.wait_heard("VOLUME 35")  # set up again
+        p.wait_line(r"device: STATUS boot=%d volume=35" % device.boot)
+        assert device.heard[0] == "VOLUME 35"  # no question asked while away came late
+        p.p.send_signal(signal.SIGINT)
+        assert p.finish() == 0
+        p.wait_line(r"STOPPED \(interrupted\) after 2 connections")
+        assert "Traceback" not in "\n".join(p.lines)
+    finally:
+        p.kill()
+        device.close()

@@ -32,6 +32,13 @@ Usage::
 
     listener = Listener(0, on_connection, framing="line")
     client = connect("127.0.0.1", listener.port, handler, framing="line")
+
+An outgoing connection that dials again by itself once lost (a device that
+restarts) is a :class:`ReconnectingConnection`; its handler also hears
+``reconnecting(conn, attempt, delay, reason)`` and ``gave_up(conn, reason)``
+(see :mod:`tcpcom.engine.redial`)::
+
+    keeper = ReconnectingConnection("192.168.1.20", 5000, handler, delay=0.5, max_delay=30, framing="line")
 """
 from __future__ import absolute_import
 
@@ -49,6 +56,8 @@ from .hostinfo import NO_MAC, UNKNOWN_NAME, PeerInfo, local_addresses
 from .listener import DEFAULT_MAX_CONNECTIONS, Listener
 from .outbound import BIG_SEND
 from .reading import RECV_SIZE, current_reader
+from .redial import (DEFAULT_MAX_RECONNECT_DELAY, DEFAULT_RECONNECT_DELAY, Backoff, ReconnectFunctionHandler,
+                     ReconnectHandler, ReconnectingConnection, ReconnectingError, ReconnectState)
 from .sockets import wait_readable, writable_now
 
 __all__ = ["Listener", "Connection", "State", "Handler", "FunctionHandler", "connect", "open_socket", "probe_hangup",
@@ -61,4 +70,6 @@ __all__ = ["Listener", "Connection", "State", "Handler", "FunctionHandler", "con
            "check_options", "check_callable", "is_ip_literal", "local_addresses", "PeerInfo", "NO_MAC",
            "UNKNOWN_NAME", "wait_readable", "writable_now", "current_reader", "watchdog",
            "DEFAULT_MAX_MESSAGE_SIZE", "DEFAULT_MAX_CONNECTIONS", "DEFAULT_SEND_TIMEOUT",
-           "DEFAULT_CONNECT_TIMEOUT", "BIG_SEND", "RECV_SIZE"]
+           "DEFAULT_CONNECT_TIMEOUT", "BIG_SEND", "RECV_SIZE",
+           "ReconnectingConnection", "ReconnectHandler", "ReconnectFunctionHandler", "ReconnectState",
+           "ReconnectingError", "Backoff", "DEFAULT_RECONNECT_DELAY", "DEFAULT_MAX_RECONNECT_DELAY"]

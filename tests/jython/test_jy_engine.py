@@ -208,6 +208,39 @@ class EngineTest(unittest.TestCase):
         rec.wait_state("lost")
         wait_until(lambda: not lst.connections, what="the listener saw the connection end")
 
+    def test_a_reconnecting_connection_comes_back_after_its_server_restarts(self):
+        from tcpcom.engine import ReconnectingConnection, ReconnectingError
+        rec = Recorder("redial")
+
+        class Keep(Collect):
+            def __init__(self):
+                Collect.__init__(self)
+                self.rec = rec
+
+            def reconnecting(self, conn, attempt, delay, reason):
+                self.rec("reconnecting", (attempt, delay))
+
+        lst = Listener(0, lambda conn: Echo(), host="127.0.0.1", framing="line")
+        port = lst.port
+        self.cleanups.append(lst.close)
+        rc = ReconnectingConnection("127.0.0.1", port, Keep(), delay=0.05, max_delay=0.2, framing="line")
+        self.cleanups.append(rc.close)
+        rec.wait_state("made")
+        self.assertTrue(rc.request(u"eins", DEADLINE).startswith(u"eins von "))
+        lst.close()
+        rec.wait_state("reconnecting", 2)  # a dial to the dead port failed and is retried
+        self.assertRaises(ReconnectingError, rc.send_message, u"nothing")
+        lst = Listener(port, lambda conn: Echo(), host="127.0.0.1", framing="line")
+        self.cleanups.append(lst.close)
+        rec.wait_state("made", 2)
+        self.assertTrue(rc.request(u"zwei", DEADLINE).startswith(u"zwei von "))
+        self.assertEqual([s for s, _ in rec.events if s in ("made", "lost")], ["made", "lost", "made"])
+        rc.close()
+        self.assertTrue(rc.wait_closed(DEADLINE))
+        rec.wait_state("lost", 2)
+        lst.close()
+        wait_until(lambda: not engine_threads(), what="engine threads ended")
+
 
 if __name__ == "__main__":
     unittest.main()
