@@ -14,7 +14,8 @@ import logging
 from tcpcom._compat import binary_type, string_types, text_type
 from tcpcom.diagnostics import excerpt
 from tcpcom.engine import (DEFAULT_MAX_CONNECTIONS, LOST_AT_ONCE, NOT_FOUND, TIMED_OUT, ConnectError,
-                           ConnectionClosedError, Listener, connect, is_ip_literal)
+                           ConnectionClosedError, Listener, ReconnectingConnection, check_number, connect,
+                           is_ip_literal)
 from tcpcom.framing import DEFAULT_MAX_MESSAGE_SIZE, DelimiterFramer
 
 from .constants import (NO_MAC, UNKNOWN_NAME, xtErrDisconnected, xtErrInvalidPort, xtErrInvalidState,
@@ -108,6 +109,34 @@ class XTConnection(object):
             face.drop_connection(self)
 
 
+class XTKeptConnection(XTConnection):
+    """The handler of an outgoing connection opened with ``reconnect=``: its ID lives on
+    across reconnects; a loss is reported (``XTSocketError``, 102) and the return too
+    (``XTReconnected``); only ``XTCloseConnection`` (or giving up) ends the ID."""
+
+    def connection_made(self, conn):
+        XTConnection.connection_made(self, conn)
+        if conn.connects > 1:
+            face.call("XTReconnected", (self.id, dict(self.info)), "returns of connections are not reported")
+
+    def connection_lost(self, conn, reason):
+        number, message = error_for(reason)
+        try:
+            face.call("XTSocketError", (self.id, error_info(self.info, number, message)),
+                      "the ends of connections are not reported")
+        finally:
+            if conn.is_done():  # closed by the script (or given up): the ID ends
+                face.drop_connection(self)
+
+    def reconnecting(self, conn, attempt, delay, reason):
+        log.debug("connection %s to %s:%s: dialling again in %.2f s (attempt %d)", self.id, conn.host,
+                  conn.port, delay, attempt)
+
+    def gave_up(self, conn, reason):
+        log.warning("connection %s to %s:%s: gave up reconnecting: %s", self.id, conn.host, conn.port, reason)
+        face.drop_connection(self)
+
+
 class _Holder(object):
     listener_id = None
 
@@ -178,7 +207,7 @@ def _open_failed(address, port, number, message):
 
 
 def XTOpenTCPConnection(theAddress, thePort, theBoundryString=None, theTimeout=DEFAULT_CONNECT_TIMEOUT,
-                        binary=False, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE):
+                        binary=False, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE, reconnect=None):
     """This library's name: open an outgoing TCP connection; returns its ID, or "" on failure.
 
     Blocks until connected or failed (at most ``theTimeout`` seconds for the
@@ -187,6 +216,15 @@ def XTOpenTCPConnection(theAddress, thePort, theBoundryString=None, theTimeout=D
     (e.g. 111 connection refused, 110 timed out).  Data arrives in
     XTDataAvailable as for accepted connections; XTNewConnection is not
     called (the ID is the return value).
+
+    ``reconnect=seconds`` (this library's addition): once connected, a lost
+    connection is dialled again by itself, first after ``seconds``, then less
+    and less often (at most every 30 s); the ID stays the same.  The script
+    hears the loss (``XTSocketError``, 102) and the return
+    (``XTReconnected(theConnectionID, theConnectionInfo)``);
+    ``XTWriteConnection`` returns False while it is away and works again once
+    it is back; ``XTCloseConnection`` stops it.  The first connect still
+    fails at once, as without ``reconnect``.
     """
     if not isinstance(theAddress, string_types) or not theAddress:
         raise TypeError("XTOpenTCPConnection: the address must be a string such as '192.168.1.20', not %s"
@@ -196,10 +234,13 @@ def XTOpenTCPConnection(theAddress, thePort, theBoundryString=None, theTimeout=D
                             "invalid port %s: ports are from 1 to 65535" % excerpt(thePort))
     framer = framing("XTOpenTCPConnection", theBoundryString)
     timeout = theTimeout or DEFAULT_CONNECT_TIMEOUT
+    options = dict(framing=framer, encoding=None if binary else "utf-8", max_message_size=maxMessageSize,
+                   executor=face.serial)
     try:
-        conn = connect(theAddress, thePort, None, timeout, start=False, framing=framer,
-                       encoding=None if binary else "utf-8", max_message_size=maxMessageSize,
-                       executor=face.serial)
+        if reconnect is not None:
+            check_number(reconnect, "reconnect", 0)
+            return _open_kept(theAddress, thePort, timeout, reconnect, options)
+        conn = connect(theAddress, thePort, None, timeout, start=False, **options)
     except ConnectError as e:
         if e.kind == NOT_FOUND:
             number = xtErrNameResolution
@@ -212,6 +253,21 @@ def XTOpenTCPConnection(theAddress, thePort, theBoundryString=None, theTimeout=D
     conn.handler = xc
     face.add_connection(xc)  # before any event can name it
     conn.start()
+    return xc.id
+
+
+def _open_kept(address, port, timeout, delay, options):
+    keeper = ReconnectingConnection(address, port, None, timeout, delay=delay, max_delay=max(delay, 30.0),
+                                    start=False, **options)
+    xc = XTKeptConnection(keeper, None, name=None if is_ip_literal(address) else address)
+    keeper.handler = xc
+    face.add_connection(xc)  # before any event can name it
+    try:
+        keeper.dial()
+    except ConnectError:
+        face.drop_connection(xc)
+        keeper.close()
+        raise
     return xc.id
 
 
@@ -243,7 +299,10 @@ def XTCloseConnection(theConnectionID):
     xc = _open_connection("XTCloseConnection", theConnectionID)
     if xc is None:
         return False
+    away = isinstance(xc, XTKeptConnection) and xc.conn.connection is None
     xc.conn.close()
+    if away:  # reconnecting: its loss was reported already, no other event comes
+        face.drop_connection(xc)
     return True
 
 
