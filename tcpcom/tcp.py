@@ -10,11 +10,12 @@ import logging
 import threading
 import weakref
 
-from ._compat import binary_type, script_text, string_types, text_type
+from ._compat import binary_type, monotonic, script_text, string_types, text_type
 from ._version import __version__
 from .dispatch import SerialExecutor
-from .engine import (DEFAULT_CONNECT_TIMEOUT, OCCUPIED, ConnectError, ConnectionClosedError, Listener, PortInUseError, check_callable,
-                     check_number, check_port, connect, local_addresses)
+from .engine import (CLOSED, DEFAULT_CONNECT_TIMEOUT, DROPPED, OCCUPIED, ConnectError, ConnectionClosedError, Listener,
+                     PortInUseError, check_callable, check_number, check_port, connect, end_kind, local_addresses,
+                     watchdog)
 from .framing import DEFAULT_MAX_MESSAGE_SIZE
 
 #: seconds terminate()/disconnect() wait for their last event to be delivered
@@ -284,6 +285,9 @@ class TCPClient(_Face):
     OCCUPIED_WAIT_MIN = 0.002
     OCCUPIED_WAIT_MAX = 2.0
     OCCUPIED_WAIT_FACTOR = 25
+    #: seconds after connect() returned True in which a hang-up without a byte from the
+    #: server still means SERVER_OCCUPIED (the original client's 2 s watch)
+    OCCUPIED_GRACE = 2.0
 
     def __init__(self, ipAddress, port, stateChanged, isVerbose=False, endOfBlock=b"\0",
                  occupiedWait=None, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE, dispatcher=None):
@@ -316,7 +320,8 @@ class TCPClient(_Face):
     def connect(self, timeout=0):
         """Connect; True once connected, False after CONNECTION_FAILED or SERVER_OCCUPIED.
 
-        ``timeout`` (s) bounds the TCP handshake; 0 means 10 s.
+        ``timeout`` (s) bounds the TCP handshake; 0 means 10 s.  See the
+        class docstring for how an occupied server is recognised.
         """
         if self.isConnected():
             return True
@@ -324,8 +329,9 @@ class TCPClient(_Face):
         self._connecting = True
         try:
             self._post(self.CONNECTING, where)
+            side = _ClientSide(self, where)
             try:
-                conn = connect(self.ipAddress, self.port, _ClientSide(self),
+                conn = connect(self.ipAddress, self.port, side,
                                timeout if timeout and timeout > 0 else DEFAULT_CONNECT_TIMEOUT,
                                occupied_wait=self.getOccupiedWait, start=False, framing=self.endOfBlock,
                                max_message_size=self.maxMessageSize, executor=self._executor, daemon=False)
@@ -337,6 +343,7 @@ class TCPClient(_Face):
         finally:
             self._connecting = False
         self._post(self.CONNECTED, where)
+        side.watch(conn, self.OCCUPIED_GRACE)  # the second line of defence, from now on
         conn.start()
         return True
 
@@ -380,6 +387,8 @@ class TCPClient(_Face):
         """Close the connection; DISCONNECTED follows.  Safe to call twice."""
         conn = self._conn
         if conn is not None:
+            if conn.is_open:
+                conn.handler.closed_here = True  # our close, not the server's hang-up
             conn.close()
             self._executor.wait_idle(EVENT_WAIT)  # DISCONNECTED is delivered before we return
 
@@ -400,19 +409,66 @@ class TCPClient(_Face):
 
 
 class _ClientSide(object):
-    def __init__(self, client):
+    """The engine handler of a TCPClient's connection, and its second line of defence.
+
+    The server hung up within ``OCCUPIED_GRACE`` s of ``connect()``
+    returning True without having sent a single byte: it was occupied (its
+    accept loop turned us away late), so the client reports
+    SERVER_OCCUPIED, then DISCONNECTED.  Whether the hang-up came within
+    the window is decided by the socket, not by when the event is
+    delivered: at the window's end the watchdog looks (without reading)
+    whether the server had closed by then; a slow callback that delays
+    the closing event does not turn the verdict.
+    """
+
+    def __init__(self, client, where):
         self.client = client
+        self.where = where
+        self.heard = False        # the server sent something (a message)
+        self.closed_here = False  # disconnect() closed it, not the server
+        self.conn = None
+        self.in_window = False    # True from connect() returning True until the window's end
+
+    # -- the window, as a watchdog target ----------------------------------------
+
+    def watch(self, conn, seconds):
+        self.conn = conn
+        self.in_window = True
+        watchdog.watch(self, monotonic() + seconds)
+
+    def watch_ended(self):
+        return self.conn.is_done()
+
+    def check_deadlines(self, now):
+        # the window is over: it stays open (for the closing event) only if the
+        # server had hung up by now
+        if not self.conn.peer_closed():
+            self.in_window = False
+        return None
+
+    def _occupied(self, conn, reason):
+        return (self.in_window and not self.heard and not self.closed_here
+                and not getattr(conn.framer, "buffered", 0)  # part of a message came
+                and end_kind(reason) in (CLOSED, DROPPED))
+
+    # -- engine events ------------------------------------------------------------
 
     def connection_made(self, conn):
         pass
 
     def message_received(self, conn, message):
+        self.heard = True
         self.client.stateChanged(TCPClient.MESSAGE, message)
 
     def messages_received(self, conn, messages):
+        self.heard = True
         _each(self.client.stateChanged, conn, messages, self.client._log)
 
     def connection_lost(self, conn, reason):
+        client = self.client
         if reason is not None:
-            self.client._debug("connection ended: %s", reason)
-        self.client._emit(TCPClient.DISCONNECTED, "")
+            client._debug("connection ended: %s", reason)
+        if self._occupied(conn, reason):
+            client._debug("the server hung up without a word within %g s: it is occupied", client.OCCUPIED_GRACE)
+            client._emit(TCPClient.SERVER_OCCUPIED, self.where)
+        client._emit(TCPClient.DISCONNECTED, "")
