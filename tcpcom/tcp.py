@@ -267,10 +267,31 @@ class TCPClient(_Face):
     (msg: "ip:port" for these four), ``DISCONNECTED`` (msg: "") and
     ``MESSAGE`` (msg: the text received).
 
+    An occupied one-client server (tcpcom's or the original's) accepts a
+    second client and hangs up on it: that hang-up is its only answer, and
+    it can come late (the original on Jython: 1-55 ms after the handshake;
+    a server whose accept thread is inside a slow CONNECTED callback: when
+    the callback returns).  Two lines of defence, in this order of events:
+
+    1. ``connect()`` watches the fresh connection for the occupied wait
+       (``getOccupiedWait``: at least 80 ms).  A hang-up within it:
+       ``CONNECTING``, ``SERVER_OCCUPIED``; ``connect()`` returns False.
+    2. Otherwise ``CONNECTED`` and ``connect()`` returns True.  If the
+       server then hangs up without having sent a single byte within
+       ``OCCUPIED_GRACE`` (2 s, the window in which the original client
+       watched) of ``connect()`` returning: ``SERVER_OCCUPIED``, then
+       ``DISCONNECTED``; ``isConnected()`` is False from ``SERVER_OCCUPIED``
+       on.  A hang-up after the window, after a message from the server,
+       or after ``disconnect()`` is a plain ``DISCONNECTED``.
+
+    Every ``CONNECTED`` is followed by exactly one ``DISCONNECTED``, the last
+    event of that connection.  A server that accepts and closes without a
+    word within 2 s is, by the same rule, reported occupied -- as the
+    original client reports it.
+
     Extensions: ``occupiedWait`` -- seconds ``connect()`` watches a fresh
-    connection for the hang-up of an occupied server (default: derived from
-    the measured handshake time, see ``getOccupiedWait``); ``endOfBlock``,
-    ``maxMessageSize``, ``dispatcher``.
+    connection for the hang-up of an occupied server (default: see
+    ``getOccupiedWait``); ``endOfBlock``, ``maxMessageSize``, ``dispatcher``.
     """
 
     CONNECTING = "CONNECTING"
@@ -281,8 +302,11 @@ class TCPClient(_Face):
     MESSAGE = "MESSAGE"
     _log = logging.getLogger("tcpcom.client")
 
-    #: bounds of the automatic occupied wait, and its multiple of the handshake time
-    OCCUPIED_WAIT_MIN = 0.002
+    #: bounds of the automatic occupied wait, and its multiple of the handshake time.  The
+    #: minimum covers the slowest hang-up measured from a one-client accept loop (the
+    #: original on Jython, both CPUs busy: 54 ms; docs/PERFORMANCE.md figure 1b) with room
+    #: to spare, and keeps connect() to a free server well under 100 ms
+    OCCUPIED_WAIT_MIN = 0.08
     OCCUPIED_WAIT_MAX = 2.0
     OCCUPIED_WAIT_FACTOR = 25
     #: seconds after connect() returned True in which a hang-up without a byte from the
@@ -350,9 +374,11 @@ class TCPClient(_Face):
     def getOccupiedWait(self, handshake=None):
         """Seconds ``connect()`` watches for an occupied server's hang-up.
 
-        ``occupiedWait`` if set, else ``OCCUPIED_WAIT_FACTOR`` times the
-        measured handshake time, kept between ``OCCUPIED_WAIT_MIN`` and
-        ``OCCUPIED_WAIT_MAX``.  Without an argument: the last wait used.
+        ``occupiedWait`` if set, else ``OCCUPIED_WAIT_FACTOR`` (25) times the
+        measured handshake time, kept between ``OCCUPIED_WAIT_MIN`` (80 ms:
+        what a slow accept loop needs on loopback) and ``OCCUPIED_WAIT_MAX``
+        (2 s).  Without an argument: the last wait used.  A hang-up that
+        comes later is still caught within ``OCCUPIED_GRACE`` (see the class).
         """
         if handshake is None:
             return self._lastWait
