@@ -494,6 +494,8 @@ class _ClientSide(object):
         client = self.client
         if reason is not None:
             client._debug("connection ended: %s", reason)
+        if self.conn is not None:
+            watchdog.forget(self)  # not kept (with its connection) until the window's end
         if self._occupied(conn, reason):
             client._debug("the server hung up without a word within %g s: it is occupied", client.OCCUPIED_GRACE)
             client._emit(TCPClient.SERVER_OCCUPIED, self.where)
