@@ -269,7 +269,7 @@ class TCPClient(_Face):
 
     An occupied one-client server (tcpcom's or the original's) accepts a
     second client and hangs up on it: that hang-up is its only answer, and
-    it can come late (the original on Jython: 1-55 ms after the handshake;
+    it can come late (the original on Jython: 1-65 ms after the handshake;
     a server whose accept thread is inside a slow CONNECTED callback: when
     the callback returns).  Two lines of defence, in this order of events:
 
@@ -303,9 +303,9 @@ class TCPClient(_Face):
     _log = logging.getLogger("tcpcom.client")
 
     #: bounds of the automatic occupied wait, and its multiple of the handshake time.  The
-    #: minimum covers the slowest hang-up measured from a one-client accept loop (the
-    #: original on Jython, both CPUs busy: 54 ms; docs/PERFORMANCE.md figure 1b) with room
-    #: to spare, and keeps connect() to a free server well under 100 ms
+    #: minimum is above the slowest hang-up measured from the original's accept loop on
+    #: Jython (65 ms; median 1-5 ms; docs/PERFORMANCE.md figure 1b) and keeps connect() to
+    #: a free server under 100 ms (median 82 ms)
     OCCUPIED_WAIT_MIN = 0.08
     OCCUPIED_WAIT_MAX = 2.0
     OCCUPIED_WAIT_FACTOR = 25
