@@ -10,13 +10,14 @@ import logging
 import sys
 import threading
 
-from ._compat import binary_type, script_text, string_types, text_type
+from ._compat import binary_type, monotonic, script_text, string_types, text_type
 from ._version import __version__
 from .diagnostics import console_write, excerpt
 from .dispatch import SerialExecutor, call_text, callable_name
+from .engine import (CLOSED, DEFAULT_CONNECT_TIMEOUT, DROPPED, OCCUPIED, ConnectError, ConnectionClosedError, Listener,
+                     PortInUseError, check_callable, check_number, check_port, connect, end_kind, local_addresses,
+                     watchdog)
 from .lifetime import close_all, keeps_alive, register  # noqa: F401  (close_all: tcpcom.tcp.close_all)
-from .engine import (DEFAULT_CONNECT_TIMEOUT, OCCUPIED, ConnectError, ConnectionClosedError, Listener, PortInUseError, check_callable,
-                     check_number, check_port, connect, local_addresses)
 from .framing import DEFAULT_MAX_MESSAGE_SIZE
 
 #: seconds terminate()/disconnect() wait for their last event to be delivered
@@ -275,10 +276,31 @@ class TCPClient(Face):
     (msg: "ip:port" for these four), ``DISCONNECTED`` (msg: "") and
     ``MESSAGE`` (msg: the text received).
 
+    An occupied one-client server (tcpcom's or the original's) accepts a
+    second client and hangs up on it: that hang-up is its only answer, and
+    it can come late (the original on Jython: 1-65 ms after the handshake;
+    a server whose accept thread is inside a slow CONNECTED callback: when
+    the callback returns).  Two lines of defence, in this order of events:
+
+    1. ``connect()`` watches the fresh connection for the occupied wait
+       (``getOccupiedWait``: at least 80 ms).  A hang-up within it:
+       ``CONNECTING``, ``SERVER_OCCUPIED``; ``connect()`` returns False.
+    2. Otherwise ``CONNECTED`` and ``connect()`` returns True.  If the
+       server then hangs up without having sent a single byte within
+       ``OCCUPIED_GRACE`` (2 s, the window in which the original client
+       watched) of ``connect()`` returning: ``SERVER_OCCUPIED``, then
+       ``DISCONNECTED``; ``isConnected()`` is False from ``SERVER_OCCUPIED``
+       on.  A hang-up after the window, after a message from the server,
+       or after ``disconnect()`` is a plain ``DISCONNECTED``.
+
+    Every ``CONNECTED`` is followed by exactly one ``DISCONNECTED``, the last
+    event of that connection.  A server that accepts and closes without a
+    word within 2 s is, by the same rule, reported occupied -- as the
+    original client reports it.
+
     Extensions: ``occupiedWait`` -- seconds ``connect()`` watches a fresh
-    connection for the hang-up of an occupied server (default: derived from
-    the measured handshake time, see ``getOccupiedWait``); ``endOfBlock``,
-    ``maxMessageSize``, ``dispatcher``.
+    connection for the hang-up of an occupied server (default: see
+    ``getOccupiedWait``); ``endOfBlock``, ``maxMessageSize``, ``dispatcher``.
     """
 
     CONNECTING = "CONNECTING"
@@ -289,10 +311,16 @@ class TCPClient(Face):
     MESSAGE = "MESSAGE"
     _log = logging.getLogger("tcpcom.client")
 
-    #: bounds of the automatic occupied wait, and its multiple of the handshake time
-    OCCUPIED_WAIT_MIN = 0.002
+    #: bounds of the automatic occupied wait, and its multiple of the handshake time.  The
+    #: minimum is above the slowest hang-up measured from the original's accept loop on
+    #: Jython (65 ms; median 1-5 ms; docs/PERFORMANCE.md figure 1b) and keeps connect() to
+    #: a free server under 100 ms (median 82 ms)
+    OCCUPIED_WAIT_MIN = 0.08
     OCCUPIED_WAIT_MAX = 2.0
     OCCUPIED_WAIT_FACTOR = 25
+    #: seconds after connect() returned True in which a hang-up without a byte from the
+    #: server still means SERVER_OCCUPIED (the original client's 2 s watch)
+    OCCUPIED_GRACE = 2.0
 
     def __init__(self, ipAddress, port, stateChanged, isVerbose=False, endOfBlock=b"\0",
                  occupiedWait=None, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE, dispatcher=None):
@@ -325,7 +353,8 @@ class TCPClient(Face):
     def connect(self, timeout=0):
         """Connect; True once connected, False after CONNECTION_FAILED or SERVER_OCCUPIED.
 
-        ``timeout`` (s) bounds the TCP handshake; 0 means 10 s.
+        ``timeout`` (s) bounds the TCP handshake; 0 means 10 s.  See the
+        class docstring for how an occupied server is recognised.
         """
         if self.isConnected():
             return True
@@ -333,8 +362,9 @@ class TCPClient(Face):
         self._connecting = True
         try:
             self._post(self.CONNECTING, where)
+            side = _ClientSide(self, where)
             try:
-                conn = connect(self.ipAddress, self.port, _ClientSide(self),
+                conn = connect(self.ipAddress, self.port, side,
                                timeout if timeout and timeout > 0 else DEFAULT_CONNECT_TIMEOUT,
                                occupied_wait=self.getOccupiedWait, start=False, framing=self.endOfBlock,
                                max_message_size=self.maxMessageSize, executor=self._executor,
@@ -347,15 +377,18 @@ class TCPClient(Face):
         finally:
             self._connecting = False
         self._post(self.CONNECTED, where)
+        side.watch(conn, self.OCCUPIED_GRACE)  # the second line of defence, from now on
         conn.start()
         return True
 
     def getOccupiedWait(self, handshake=None):
         """Seconds ``connect()`` watches for an occupied server's hang-up.
 
-        ``occupiedWait`` if set, else ``OCCUPIED_WAIT_FACTOR`` times the
-        measured handshake time, kept between ``OCCUPIED_WAIT_MIN`` and
-        ``OCCUPIED_WAIT_MAX``.  Without an argument: the last wait used.
+        ``occupiedWait`` if set, else ``OCCUPIED_WAIT_FACTOR`` (25) times the
+        measured handshake time, kept between ``OCCUPIED_WAIT_MIN`` (80 ms:
+        what a slow accept loop needs on loopback) and ``OCCUPIED_WAIT_MAX``
+        (2 s).  Without an argument: the last wait used.  A hang-up that
+        comes later is still caught within ``OCCUPIED_GRACE`` (see the class).
         """
         if handshake is None:
             return self._lastWait
@@ -391,6 +424,8 @@ class TCPClient(Face):
         """Close the connection; DISCONNECTED follows.  Safe to call twice."""
         conn = self._conn
         if conn is not None:
+            if conn.is_open:
+                conn.handler.closed_here = True  # our close, not the server's hang-up
             conn.close()
             self._executor.wait_idle(EVENT_WAIT)  # DISCONNECTED is delivered before we return
 
@@ -411,19 +446,68 @@ class TCPClient(Face):
 
 
 class _ClientSide(object):
-    def __init__(self, client):
+    """The engine handler of a TCPClient's connection, and its second line of defence.
+
+    The server hung up within ``OCCUPIED_GRACE`` s of ``connect()``
+    returning True without having sent a single byte: it was occupied (its
+    accept loop turned us away late), so the client reports
+    SERVER_OCCUPIED, then DISCONNECTED.  Whether the hang-up came within
+    the window is decided by the socket, not by when the event is
+    delivered: at the window's end the watchdog looks (without reading)
+    whether the server had closed by then; a slow callback that delays
+    the closing event does not turn the verdict.
+    """
+
+    def __init__(self, client, where):
         self.client = client
+        self.where = where
+        self.heard = False        # the server sent something (a message)
+        self.closed_here = False  # disconnect() closed it, not the server
+        self.conn = None
+        self.in_window = False    # True from connect() returning True until the window's end
+
+    # -- the window, as a watchdog target ----------------------------------------
+
+    def watch(self, conn, seconds):
+        self.conn = conn
+        self.in_window = True
+        watchdog.watch(self, monotonic() + seconds)
+
+    def watch_ended(self):
+        return self.conn.is_done()
+
+    def check_deadlines(self, now):
+        # the window is over: it stays open (for the closing event) only if the
+        # server had hung up by now
+        if not self.conn.peer_closed():
+            self.in_window = False
+        return None
+
+    def _occupied(self, conn, reason):
+        return (self.in_window and not self.heard and not self.closed_here
+                and not getattr(conn.framer, "buffered", 0)  # part of a message came
+                and end_kind(reason) in (CLOSED, DROPPED))
+
+    # -- engine events ------------------------------------------------------------
 
     def connection_made(self, conn):
         pass
 
     def message_received(self, conn, message):
+        self.heard = True
         _call(self.client.stateChanged, TCPClient.MESSAGE, message, self.client._log)
 
     def messages_received(self, conn, messages):
+        self.heard = True
         _each(self.client.stateChanged, conn, messages, self.client._log)
 
     def connection_lost(self, conn, reason):
+        client = self.client
         if reason is not None:
-            self.client._debug("connection ended: %s", reason)
-        self.client._emit(TCPClient.DISCONNECTED, "")
+            client._debug("connection ended: %s", reason)
+        if self.conn is not None:
+            watchdog.forget(self)  # not kept (with its connection) until the window's end
+        if self._occupied(conn, reason):
+            client._debug("the server hung up without a word within %g s: it is occupied", client.OCCUPIED_GRACE)
+            client._emit(TCPClient.SERVER_OCCUPIED, self.where)
+        client._emit(TCPClient.DISCONNECTED, "")

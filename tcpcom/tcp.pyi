@@ -54,6 +54,7 @@ class TCPClient(Face):
     OCCUPIED_WAIT_MIN: float
     OCCUPIED_WAIT_MAX: float
     OCCUPIED_WAIT_FACTOR: float
+    OCCUPIED_GRACE: float
     ipAddress: str
     port: int
     stateChanged: _StateChanged
