@@ -15,8 +15,8 @@ from ._version import __version__
 from .diagnostics import console_write, excerpt
 from .dispatch import SerialExecutor, call_text, callable_name
 from .engine import (CLOSED, DEFAULT_CONNECT_TIMEOUT, DROPPED, OCCUPIED, ConnectError, ConnectionClosedError, Listener,
-                     PortInUseError, check_callable, check_number, check_port, connect, end_kind, local_addresses,
-                     watchdog)
+                     PortInUseError, ReconnectingConnection, check_callable, check_number, check_port, connect,
+                     end_kind, local_addresses, watchdog)
 from .lifetime import close_all, keeps_alive, register  # noqa: F401  (close_all: tcpcom.tcp.close_all)
 from .framing import DEFAULT_MAX_MESSAGE_SIZE
 
@@ -300,7 +300,14 @@ class TCPClient(Face):
 
     Extensions: ``occupiedWait`` -- seconds ``connect()`` watches a fresh
     connection for the hang-up of an occupied server (default: see
-    ``getOccupiedWait``); ``endOfBlock``, ``maxMessageSize``, ``dispatcher``.
+    ``getOccupiedWait``); ``endOfBlock``, ``maxMessageSize``, ``dispatcher``;
+    ``autoReconnect`` -- seconds: once connected, a lost connection (the
+    server was restarted, the network dropped) is dialled again by itself,
+    first after that delay, then less and less often (at most every 30 s);
+    the client goes through ``CONNECTING`` and ``CONNECTED`` again (an
+    occupied server is tried again later); ``disconnect()`` stops it.  While
+    it is away, ``sendMessage`` sends nothing (a warning) and returns None.
+    ``None`` (the default): a lost connection stays lost, as in the original.
     """
 
     CONNECTING = "CONNECTING"
@@ -323,7 +330,7 @@ class TCPClient(Face):
     OCCUPIED_GRACE = 2.0
 
     def __init__(self, ipAddress, port, stateChanged, isVerbose=False, endOfBlock=b"\0",
-                 occupiedWait=None, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE, dispatcher=None):
+                 occupiedWait=None, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE, dispatcher=None, autoReconnect=None):
         if not isinstance(ipAddress, string_types):
             raise TypeError("ipAddress must be a string such as '127.0.0.1', not %r" % (ipAddress,))
         check_port(port, allow_zero=False)
@@ -331,6 +338,8 @@ class TCPClient(Face):
         if maxMessageSize is None:
             raise TypeError("maxMessageSize must be an int (bytes), not None")
         check_number(maxMessageSize, "maxMessageSize", 1, integer=True)
+        check_number(autoReconnect, "autoReconnect", 0)
+        self.autoReconnect = autoReconnect
         self.ipAddress = ipAddress
         self.port = port
         self.stateChanged = stateChanged or _ignore
@@ -359,14 +368,15 @@ class TCPClient(Face):
         if self.isConnected():
             return True
         where = "%s:%d" % (self.ipAddress, self.port)
+        timeout = timeout if timeout and timeout > 0 else DEFAULT_CONNECT_TIMEOUT
+        if self.autoReconnect is not None:
+            return self._connect_kept(where, timeout)
         self._connecting = True
         try:
             self._post(self.CONNECTING, where)
             side = _ClientSide(self, where)
             try:
-                conn = connect(self.ipAddress, self.port, side,
-                               timeout if timeout and timeout > 0 else DEFAULT_CONNECT_TIMEOUT,
-                               occupied_wait=self.getOccupiedWait, start=False, framing=self.endOfBlock,
+                conn = connect(self.ipAddress, self.port, side, timeout, occupied_wait=self.getOccupiedWait, start=False, framing=self.endOfBlock,
                                max_message_size=self.maxMessageSize, executor=self._executor,
                                daemon=not keeps_alive())
             except ConnectError as e:
@@ -379,6 +389,29 @@ class TCPClient(Face):
         self._post(self.CONNECTED, where)
         side.watch(conn, self.OCCUPIED_GRACE)  # the second line of defence, from now on
         conn.start()
+        return True
+
+    def _connect_kept(self, where, timeout):
+        # autoReconnect: the engine's ReconnectingConnection dials again after a loss
+        self._connecting = True
+        try:
+            self._post(self.CONNECTING, where)
+            keeper = ReconnectingConnection(
+                self.ipAddress, self.port, _KeptClientSide(self, where), timeout, delay=self.autoReconnect,
+                max_delay=max(self.autoReconnect, 30.0), occupied_wait=self.getOccupiedWait, start=False,
+                framing=self.endOfBlock, max_message_size=self.maxMessageSize, executor=self._executor,
+                daemon=not keeps_alive())
+            try:
+                keeper.dial()  # the first connect fails as without autoReconnect
+            except ConnectError as e:
+                keeper.close()
+                self._debug("connection to %s failed: %s", where, e)
+                self._post(self.SERVER_OCCUPIED if e.kind == OCCUPIED else self.CONNECTION_FAILED, where)
+                return False
+            self._conn = keeper
+        finally:
+            self._connecting = False
+        self._executor.wait_idle(EVENT_WAIT)  # CONNECTED (from the handler) is delivered before we return
         return True
 
     def getOccupiedWait(self, handshake=None):
@@ -432,8 +465,11 @@ class TCPClient(Face):
     _close = disconnect
 
     def isConnecting(self):
-        """True while ``connect()`` is trying to connect."""
-        return self._connecting
+        """True while ``connect()`` is trying to connect (with ``autoReconnect``: also while it is
+        dialling again by itself)."""
+        conn = self._conn
+        return self._connecting or (isinstance(conn, ReconnectingConnection) and not conn.is_open
+                                    and not conn.is_done())
 
     def isConnected(self):
         """True while connected (False after SERVER_OCCUPIED or DISCONNECTED)."""
@@ -511,3 +547,26 @@ class _ClientSide(object):
             client._debug("the server hung up without a word within %g s: it is occupied", client.OCCUPIED_GRACE)
             client._emit(TCPClient.SERVER_OCCUPIED, self.where)
         client._emit(TCPClient.DISCONNECTED, "")
+
+
+class _KeptClientSide(_ClientSide):
+    """The handler of an ``autoReconnect`` client: every (re)connection is ``CONNECTED``, every
+    loss ``DISCONNECTED``, each outage starts with one ``CONNECTING``.  An occupied server is
+    retried by the engine (no second line of defence here: it would only say "try again")."""
+
+    def connection_made(self, conn):
+        self.heard = False
+        self.client._emit(TCPClient.CONNECTED, self.where)
+
+    def reconnecting(self, conn, attempt, delay, reason):
+        self.client._debug("dialling %s again in %.2f s (attempt %d)", self.where, delay, attempt)
+        if attempt == 1:
+            self.client._emit(TCPClient.CONNECTING, self.where)
+
+    def gave_up(self, conn, reason):
+        self.client._debug("gave up reconnecting to %s: %s", self.where, reason)
+
+    def connection_lost(self, conn, reason):
+        if reason is not None:
+            self.client._debug("connection ended: %s", reason)
+        self.client._emit(TCPClient.DISCONNECTED, "")
