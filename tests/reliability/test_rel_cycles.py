@@ -69,7 +69,7 @@ def test_tcpserver_tcpclient_create_terminate_cycles_on_one_port(figures):
         server = TCPServer(port, on_server, host="127.0.0.1")
         holder["server"] = server
         assert not server.isTerminated(), "cycle %d: port %d could not be re-bound" % (i, port)
-        client = TCPClient("127.0.0.1", port, None)
+        client = TCPClient("127.0.0.1", port, None, occupiedWait=0.002)  # (the 80 ms default x 1,000)
         assert client.connect(), "cycle %d: connect failed" % i
         assert client.sendMessage("cycle %d" % i, 10) == "cycle %d" % i
         client.disconnect()
