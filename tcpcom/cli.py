@@ -16,14 +16,14 @@ from __future__ import absolute_import, print_function
 import argparse
 import errno
 import os
-import socket
 import sys
 import threading
 
 from ._compat import JYTHON, make_thread, queue, script_text
 from ._version import __version__
 from .diagnostics import console_write
-from .engine import OCCUPIED, ConnectError, ConnectionClosedError, ReconnectingConnection
+from .engine import (NETWORK_ERRORS, OCCUPIED, ConnectError, ConnectionClosedError, ReconnectingConnection,
+                     is_name_error, resolves)
 from .tcp import TCPClient, TCPServer
 
 #: seconds the command waits for an event the library delivers from its own thread
@@ -93,7 +93,7 @@ def _listen_error(error, port, host):
     """The one line for a server that cannot listen (other than a taken port)."""
     code = getattr(error, "errno", None)
     where = ("address %s " % host) if host else ""
-    if isinstance(error, socket.gaierror):
+    if is_name_error(error):
         return ("cannot find the address %r given with --host: give an IP address of this machine, "
                 "e.g. --host 127.0.0.1, or leave --host out" % host)
     if code == errno.EADDRNOTAVAIL:
@@ -118,7 +118,7 @@ def run_server(port, echo=False, host=""):
 
     try:
         server = TCPServer(port, onServer, host=host)
-    except (socket.error, OSError) as e:
+    except NETWORK_ERRORS as e:
         raise CommandLineError(_listen_error(e, port, host))
     ready.set()
     try:  # Ctrl-C at any moment ends the server cleanly
@@ -221,7 +221,7 @@ def run_client(host, port, lines=None, quiet=None):
             failure_seen.wait(EVENT_DEADLINE)  # the event may come from the client's thread
             if failed and failed[-1] == TCPClient.SERVER_OCCUPIED:
                 _advise("the server at %s is busy with another client: try again when it is free" % where)
-            elif not _resolves(host):
+            elif not resolves(host):
                 _advise("cannot connect to %s: no computer is known by the name %r: check its spelling, "
                         "or give its IP address, e.g. 192.168.1.20" % (where, host))
             else:
@@ -296,7 +296,7 @@ class _Redialing(object):
             _advise("the server at %s is busy with another client: %s" % (self.where, again))
         else:
             _say("client", TCPClient.CONNECTION_FAILED, self.where)
-            if not _resolves(self.host):
+            if not resolves(self.host):
                 _advise("cannot connect to %s: no computer is known by the name %r (yet): %s"
                         % (self.where, self.host, again))
             else:
@@ -349,17 +349,6 @@ def run_reconnecting_client(host, port, lines=None, quiet=None):
     keeper.wait_closed(EVENT_DEADLINE)
     keeper.executor.wait_idle(EVENT_DEADLINE)  # DISCONNECTED is printed before the program ends
     return 0
-
-
-def _resolves(host):
-    """False when ``host`` is a name that no name server knows."""
-    try:
-        socket.getaddrinfo(host, None)
-    except socket.gaierror:
-        return False
-    except (socket.error, OSError, UnicodeError):
-        pass
-    return True
 
 
 def _host(text):

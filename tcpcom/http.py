@@ -20,7 +20,7 @@ from .engine import check_callable, check_port
 from .httpserver import (DEFAULT_KEEP_ALIVE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT,
                          HTTPListener, internal_error, make_response)
 from .lifetime import keeps_alive, register
-from .tcp import Face, _raised, getIPAddress
+from .tcp import Face, getIPAddress, log_raised
 
 try:  # Python 3
     from urllib.parse import quote as _quote, quote_plus as _quote_plus
@@ -113,7 +113,7 @@ class HTTPServer(Face):
         try:
             result = self.requestHandler(ip, request.path, tuple(params))
         except Exception:
-            _raised(self._log, "requestHandler", self.requestHandler, (ip, request.path, tuple(params)),
+            log_raised(self._log, "requestHandler", self.requestHandler, (ip, request.path, tuple(params)),
                     "answering 500")
             result = internal_error()
         finally:
@@ -135,7 +135,7 @@ class HTTPServer(Face):
                 if stateHandler is not None:
                     stateHandler()
             except Exception:
-                _raised(self._log, "stateHandler", stateHandler, ())
+                log_raised(self._log, "stateHandler", stateHandler, ())
             finally:
                 if self._terminate_after_response:  # terminate() came from the handler
                     self._listener.close()

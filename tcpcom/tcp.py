@@ -50,10 +50,10 @@ def _call(stateChanged, state, msg, logger):
     try:
         stateChanged(state, msg)
     except Exception:
-        _raised(logger, "stateChanged", stateChanged, (state, msg))
+        log_raised(logger, "stateChanged", stateChanged, (state, msg))
 
 
-def _raised(logger, role, fn, args, then="the engine goes on"):
+def log_raised(logger, role, fn, args, then="the engine goes on"):
     """Log the exception being handled under the name the user knows: ``stateChanged('CONNECTED',
     '127.0.0.1') raised`` (and the function's own name if it has another), with the traceback --
     not under the engine's wrapper that called it."""
@@ -69,7 +69,7 @@ def _each(stateChanged, conn, messages, logger):
         try:
             stateChanged("MESSAGE", m)
         except Exception:
-            _raised(logger, "stateChanged", stateChanged, ("MESSAGE", m))
+            log_raised(logger, "stateChanged", stateChanged, ("MESSAGE", m))
         if not conn.delivering:
             return
 

@@ -152,6 +152,7 @@ class Connection:
     def check_deadlines(self, now: float) -> Optional[float]: ...
 
 def local_addresses() -> List[str]: ...
+def resolves(host: str) -> bool: ...
 def open_socket(host: str, port: int, timeout: Optional[float] = None) -> Tuple[socket.socket, float]: ...
 def probe_hangup(sock: socket.socket, wait: float) -> Tuple[bool, bytes]: ...
 def connect(host: str, port: int, handler: _HandlerArg = None, timeout: Optional[float] = ...,
@@ -309,7 +310,7 @@ __all__ = ["Listener", "Connection", "State", "Handler", "FunctionHandler", "con
            "SendTimeout", "MessageTooLarge", "end_kind", "error_number", "error_text", "is_name_error",
            "NETWORK_ERRORS", "REFUSED", "NOT_FOUND", "TIMED_OUT", "OCCUPIED", "UNREACHABLE", "LOST_AT_ONCE",
            "FAILED", "CLOSED", "TOO_LARGE", "TIMEOUT", "DROPPED", "ERROR", "check_port", "check_number",
-           "check_host", "check_options", "check_callable", "is_ip_literal", "local_addresses", "PeerInfo",
+           "check_host", "check_options", "check_callable", "is_ip_literal", "local_addresses", "resolves", "PeerInfo",
            "NO_MAC", "UNKNOWN_NAME", "wait_readable", "writable_now", "current_reader", "watchdog",
            "DEFAULT_MAX_MESSAGE_SIZE", "DEFAULT_MAX_CONNECTIONS", "DEFAULT_SEND_TIMEOUT",
            "DEFAULT_CONNECT_TIMEOUT", "BIG_SEND", "RECV_SIZE",

@@ -249,3 +249,14 @@ class PeerInfo(object):
                 table = {}
         self._table = (now, table)
         return table
+
+
+def resolves(host):
+    """False when ``host`` is a name that no name server knows (True for anything else)."""
+    try:
+        socket.getaddrinfo(host, None)
+    except socket.gaierror:
+        return False
+    except (socket.error, OSError, UnicodeError):
+        pass
+    return True
