@@ -67,6 +67,7 @@ import threading
 from ._compat import JYTHON, LOSSLESS_ERRORS, integer_types, make_thread, string_types, to_bytes
 from .dispatch import SerialExecutor, call_logged, call_text, callable_name
 from .engine import ConnectionClosedError, check_port, current_reader
+from .engine.connection import handler_property
 from .engine.checks import is_ipv4_literal
 from .engine.reading import set_current_reader
 from .engine.sockets import bind_socket, family_of, plain_address
@@ -188,13 +189,7 @@ class UDPEndpoint(object):
     def __repr__(self):
         return "<UDPEndpoint %s:%d%s>" % (self.host or "*", self.port, " closed" if self._closing else "")
 
-    @property
-    def handler(self):
-        return self._handler
-
-    @handler.setter
-    def handler(self, handler):
-        self._handler = _as_handler(handler)
+    handler = handler_property(_as_handler)
 
     @property
     def is_closed(self):

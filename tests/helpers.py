@@ -139,9 +139,12 @@ ENV = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH
 class Proc(object):
     """A child Python (``args`` after the interpreter) whose stdout lines are collected by a thread."""
 
-    def __init__(self, args, stdin=None):
+    def __init__(self, args, stdin=None, keep_stdin=False):
+        """``stdin``: text given at once (then the end of input); ``keep_stdin``: the input stays
+        open for :meth:`type` (a user who has not typed yet)."""
+        piped = stdin is not None or keep_stdin
         self.p = subprocess.Popen([sys.executable] + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                                  stdin=subprocess.PIPE if piped else subprocess.DEVNULL,
                                   env=ENV, cwd=ROOT)
         self.lines = []
         self.cond = threading.Condition()
@@ -176,7 +179,13 @@ class Proc(object):
             if not self.t.is_alive():
                 self.p.stdout.close()
 
+    def type(self, text):
+        self.p.stdin.write(text.encode("utf-8"))
+        self.p.stdin.flush()
+
     def kill(self):
         if self.p.poll() is None:
             self.p.kill()
             self.p.wait()
+        if self.p.stdin is not None and not self.p.stdin.closed:
+            self.p.stdin.close()

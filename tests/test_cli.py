@@ -1,6 +1,5 @@
 # -*- coding: utf-8 -*-
 """``python3 -m tcpcom`` as a new user meets it: wrong arguments, a taken port, a server that hangs up."""
-import os
 import re
 import signal
 import socket
@@ -10,12 +9,9 @@ import threading
 
 import pytest
 
-from helpers import DEADLINE, Recorder
+import helpers
+from helpers import DEADLINE, ENV, ROOT, Recorder
 from tcpcom import TCPServer
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           PYTHONIOENCODING="utf-8", PYTHONUNBUFFERED="1")
 
 
 def run_cli(*args):
@@ -27,46 +23,11 @@ def run_cli(*args):
     return p.returncode, out, err
 
 
-class Proc(object):
-    """A CLI process whose stdin stays open (a user who has not typed yet); stdout lines are collected."""
+class Proc(helpers.Proc):
+    """A CLI process (``python3 -m tcpcom ARGS``) whose stdin stays open (a user who has not typed yet)."""
 
     def __init__(self, *args):
-        self.p = subprocess.Popen([sys.executable, "-m", "tcpcom"] + list(args), stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ENV, cwd=ROOT)
-        self.lines = []
-        self.cond = threading.Condition()
-        self.t = threading.Thread(target=self._read)
-        self.t.daemon = True
-        self.t.start()
-
-    def _read(self):
-        for raw in self.p.stdout:
-            with self.cond:
-                self.lines.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
-                self.cond.notify_all()
-
-    def wait_line(self, pattern, timeout=DEADLINE):
-        rx = re.compile(pattern)
-        with self.cond:
-            ok = self.cond.wait_for(lambda: any(rx.search(l) for l in self.lines), timeout)
-            assert ok, "no line matching %r in %r" % (pattern, self.lines)
-            return [rx.search(l) for l in self.lines if rx.search(l)][0]
-
-    def type(self, text):
-        self.p.stdin.write(text.encode("utf-8"))
-        self.p.stdin.flush()
-
-    def finish(self, timeout=DEADLINE):
-        code = self.p.wait(timeout)
-        self.t.join(timeout)
-        return code
-
-    def kill(self):
-        if self.p.poll() is None:
-            self.p.kill()
-            self.p.wait()
-        self.p.stdin.close()
-        self.p.stdout.close()
+        helpers.Proc.__init__(self, ["-m", "tcpcom"] + list(args), keep_stdin=True)
 
 
 # -- item 6: one line for every wrong argument, and a non-zero status -------------------

@@ -83,6 +83,15 @@ def as_handler(handler):
                     "connection_made/message_received/connection_lost, not %r" % (handler,))
 
 
+def handler_property(convert):
+    """A settable ``handler`` attribute that keeps ``convert(value)`` (an object with the handler
+    methods) in ``_handler``: a connection, a reconnecting connection and a UDP endpoint each
+    take what the program gives (an object or a function) and convert it their own way."""
+    def set_handler(self, handler):
+        self._handler = convert(handler)
+    return property(lambda self: self._handler, set_handler, doc="The handler (settable at any time).")
+
+
 class Connection(ConnectionLife):
 
     """One TCP connection, accepted by a :class:`Listener` or made by :func:`connect`.
@@ -134,13 +143,7 @@ class Connection(ConnectionLife):
 
     # -- handler and options -------------------------------------------------
 
-    @property
-    def handler(self):
-        return self._handler
-
-    @handler.setter
-    def handler(self, handler):
-        self._handler = as_handler(handler)
+    handler = handler_property(as_handler)
 
     @property
     def info(self):

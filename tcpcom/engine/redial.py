@@ -70,7 +70,7 @@ from .._compat import make_thread, monotonic, string_types
 from ..dispatch import SerialExecutor
 from ..framing import DEFAULT_MAX_MESSAGE_SIZE, make_framer
 from .checks import check_number, check_options, check_port
-from .connection import DEFAULT_SEND_TIMEOUT, Connection, FunctionHandler
+from .connection import DEFAULT_SEND_TIMEOUT, Connection, FunctionHandler, handler_property
 from .dialing import DEFAULT_CONNECT_TIMEOUT, connect
 from .errors import NETWORK_ERRORS, REFUSED, ConnectError, ConnectionClosedError, make_connect_error
 
@@ -313,13 +313,7 @@ class ReconnectingConnection(object):
 
     # -- what the program sees --------------------------------------------------
 
-    @property
-    def handler(self):
-        return self._handler
-
-    @handler.setter
-    def handler(self, handler):
-        self._handler = _as_handler(handler)
+    handler = handler_property(_as_handler)
 
     @property
     def state(self):
