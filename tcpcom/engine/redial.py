@@ -70,7 +70,7 @@ from .._compat import make_thread, monotonic, string_types
 from ..dispatch import SerialExecutor
 from ..framing import DEFAULT_MAX_MESSAGE_SIZE, make_framer
 from .checks import check_number, check_options, check_port
-from .connection import DEFAULT_SEND_TIMEOUT, Connection, FunctionHandler, handler_property
+from .connection import DEFAULT_SEND_TIMEOUT, Connection, FunctionHandler, Handler, handler_property
 from .dialing import DEFAULT_CONNECT_TIMEOUT, connect
 from .errors import NETWORK_ERRORS, REFUSED, ConnectError, ConnectionClosedError, make_connect_error
 
@@ -146,17 +146,8 @@ class Backoff(object):
         return wait * (1.0 - self.jitter * self.rand())
 
 
-class ReconnectHandler(object):
+class ReconnectHandler(Handler):
     """Base class for the handler of a :class:`ReconnectingConnection`; override what you need."""
-
-    def connection_made(self, conn):
-        pass
-
-    def message_received(self, conn, message):
-        pass
-
-    def connection_lost(self, conn, reason):
-        pass
 
     def reconnecting(self, conn, attempt, delay, reason):
         pass
