@@ -14,6 +14,7 @@ call running at the same time is seen (see :class:`OverlapMeter`).
 """
 from __future__ import absolute_import
 
+import os
 import socket
 import threading
 import time
@@ -179,3 +180,16 @@ class Recorder(CallLog):
 
     def __call__(self, state, msg):
         self.record(state, msg, self.on_event)
+
+
+def other_interpreter():
+    """The interpreter at the other end of a cross-interpreter test: $TCPCOM_OTHER_PYTHON, else
+    python3 under Jython and jython elsewhere (None when it is not installed)."""
+    chosen = os.environ.get("TCPCOM_OTHER_PYTHON")
+    if chosen:
+        return chosen
+    try:
+        from shutil import which
+    except ImportError:  # Python 2.7 / Jython
+        from distutils.spawn import find_executable as which
+    return which("python3" if JYTHON else "jython")

@@ -19,7 +19,7 @@ for _path in (TESTS, ROOT):  # ROOT first: the tcpcom of this tree; TESTS: the s
         sys.path.insert(0, _path)
 
 from tcpcom._compat import JYTHON, PY2, monotonic, queue, text_type  # noqa: E402,F401
-from testkit import (DEADLINE, Recorder, engine_threads, raw_client, raw_listener,  # noqa: E402,F401
+from testkit import (DEADLINE, Recorder, engine_threads, other_interpreter, raw_client, raw_listener,  # noqa: E402,F401
                      recv_until, wait_until)
 
 IMPL = "Jython" if JYTHON else "CPython"

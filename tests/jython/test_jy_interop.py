@@ -16,7 +16,7 @@ import sys
 import threading
 import unittest
 
-from jyutil import DEADLINE, HERE, IMPL, JYTHON, Recorder, monotonic, queue, utf8, wait_until
+from jyutil import DEADLINE, HERE, IMPL, JYTHON, Recorder, monotonic, other_interpreter, queue, utf8, wait_until
 
 from tcpcom import TCPClient, TCPServer
 
@@ -28,21 +28,6 @@ except ImportError:
 
 #: seconds to wait for the other interpreter to start and print its port
 STARTUP = 120.0
-
-
-def _which(name):
-    try:
-        from shutil import which
-    except ImportError:  # Python 2.7 / Jython
-        from distutils.spawn import find_executable as which
-    return which(name)
-
-
-def other_interpreter():
-    chosen = os.environ.get("TCPCOM_OTHER_PYTHON")
-    if chosen:
-        return chosen
-    return _which("python3" if JYTHON else "jython")
 
 
 class Peer(object):

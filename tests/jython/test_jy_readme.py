@@ -17,7 +17,7 @@ import subprocess
 import threading
 import unittest
 
-from jyutil import DEADLINE, IMPL, JYTHON, ROOT, monotonic, wait_until
+from jyutil import DEADLINE, IMPL, JYTHON, ROOT, monotonic, other_interpreter, wait_until
 
 from tcpcom import HTTPClient, HTTPServer
 from tcpcom.http import HTTPClientError
@@ -135,21 +135,6 @@ class HTTPInOneInterpreter(unittest.TestCase):
             stop.set()
             listener.close()
             t.join(DEADLINE)
-
-
-def _which(name):
-    try:
-        from shutil import which
-    except ImportError:  # Python 2.7 / Jython
-        from distutils.spawn import find_executable as which
-    return which(name)
-
-
-def other_interpreter():
-    chosen = os.environ.get("TCPCOM_OTHER_PYTHON")
-    if chosen:
-        return chosen
-    return _which("python3" if JYTHON else "jython")
 
 
 #: run by the other interpreter: serve, ask our server, print both as ASCII lines, serve until told to stop
