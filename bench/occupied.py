@@ -36,7 +36,6 @@ start an original ``TCPServer`` and print its events.
 from __future__ import print_function
 
 import argparse
-import json
 import os
 import random
 import select
@@ -52,7 +51,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.environ.get("TCPCOM_BENCH_PATH") or ROOT)
 
-from run import Table, fmt, machine, med  # noqa: E402  (bench/run.py: one style for every figure)
+from run import Table, finish, fmt, machine, med  # noqa: E402  (bench/run.py: one style for every figure)
 
 try:
     import queue
@@ -617,13 +616,7 @@ def main(argv=None):
             run_load(load.strip(), args, workdir, R)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    R["seconds"] = time.time() - t0
-    R["loadavg_end"] = " ".join("%.2f" % x for x in os.getloadavg())
-    say("\nbench took %.1f s; load average now %s" % (R["seconds"], R["loadavg_end"]))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(R, f, indent=1, sort_keys=True)
-    return 0
+    return finish(R, t0, args.json, say)
 
 
 if __name__ == "__main__":

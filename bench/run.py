@@ -538,11 +538,16 @@ def main(argv=None):
     if 6 in only:
         fig_http(P, R)
     targets(R)
+    return finish(R, t0, args.json)
+
+
+def finish(R, t0, json_path, say=print):
+    """Every bench ends so: how long it took, the load average then, the figures as JSON."""
     R["seconds"] = time.time() - t0
     R["loadavg_end"] = " ".join("%.2f" % x for x in os.getloadavg())
-    print("\nbench took %.1f s; load average now %s" % (R["seconds"], R["loadavg_end"]))
-    if args.json:
-        with open(args.json, "w") as f:
+    say("\nbench took %.1f s; load average now %s" % (R["seconds"], R["loadavg_end"]))
+    if json_path:
+        with open(json_path, "w") as f:
             json.dump(R, f, indent=1, sort_keys=True)
     return 0
 
