@@ -253,6 +253,7 @@ def test_close_ends_all_threads_and_on_closed_fires():
 def test_a_closed_connection_lingers_at_most_the_idle_bound_when_the_peer_never_closes(monkeypatch):
     from tcpcom.engine import lifecycle
     monkeypatch.setattr(lifecycle, "LINGER_IDLE", 0.2)
+    monkeypatch.setattr(lifecycle, "LINGER_MAX", 60.0)  # so that only the idle bound can end it in time
     before = engine_threads()
     lst = Listener(0, Log, host="127.0.0.1")
     s = raw_client(lst.port)
@@ -261,7 +262,8 @@ def test_a_closed_connection_lingers_at_most_the_idle_bound_when_the_peer_never_
     lst.close()
     assert conn.state == "closing"
     assert s.recv(10) == b""  # FIN, but this peer keeps its side open
-    wait_until(lambda: conn.state == "closed" and set(engine_threads()) <= set(before))
+    # well past 0.2 s, far short of 60 s
+    wait_until(lambda: conn.state == "closed" and set(engine_threads()) <= set(before), 5.0)
     s.close()
 
 
