@@ -28,6 +28,11 @@ the raw-socket floor:
   workers exit; more start only while blocking callbacks hold every worker),
   or an :class:`EventPump` that the program drains from its own main loop
   (GUI programs).
+- **Deferred.**  A ``request()`` caller that reads its reply on its own thread
+  must not run the connection's callbacks there (the program may hold a lock
+  its callback wants): it posts with ``defer=True``, which only queues, and
+  the connection's reader thread delivers the queue when it next wakes
+  (:meth:`SerialExecutor.run_deferred`) -- no thread is woken per message.
 
 A callback may post to its own executor (delivered after it returns) and may
 call blocking engine methods: none of them waits for a callback to finish.
@@ -46,6 +51,7 @@ log = logging.getLogger("tcpcom.dispatch")
 
 DEFAULT_MAX_PENDING = 256
 _SCHEDULED = object()
+_DEFERRED = object()  # the owner of a queue that waits for run_deferred()
 
 
 def call_logged(fn, args, what=None, logger=None):
@@ -279,32 +285,43 @@ class SerialExecutor(object):
         self._lock = threading.Lock()
         self._room = None  # a Condition on _lock, made when someone first waits (memory per connection)
         self._queue = collections.deque()
-        self._owner = None  # None: idle; a thread id: delivering; _SCHEDULED
+        self._owner = None  # None: idle; a thread id: delivering; _SCHEDULED; _DEFERRED
         self._waiting = 0
 
     def in_callback(self):
         """True when the calling thread is delivering this executor's callbacks."""
         return self._owner == get_ident()
 
-    def post(self, fn, args=(), inline=False, abort=None):
+    def post(self, fn, args=(), inline=False, abort=None, defer=False):
         """Deliver ``fn(*args)`` after everything posted before it.
 
         ``inline=True`` lets the calling thread run it (and what follows)
         itself when the executor is idle; it is also what makes the poster
         wait for room when too much is pending (``abort()`` ends that wait).
+        ``defer=True`` only queues it (when the executor is idle and the
+        dispatcher delivers inline): :meth:`run_deferred` delivers it later.
         """
         me = get_ident()
+        first = (fn, args)
         with self._lock:
             owner = self._owner
-            if owner is None:
+            if owner is None or owner is _DEFERRED:
+                if owner is _DEFERRED:  # what waits goes first
+                    self._queue.append(first)
+                    first = None
+                if defer and self.dispatcher.inline and len(self._queue) < self.max_pending:
+                    if first is not None:
+                        self._queue.append(first)
+                    self._owner = _DEFERRED
+                    return
                 if inline and self.dispatcher.inline:
-                    self._owner = me
+                    self._owner = owner = me
                 else:
-                    self._queue.append((fn, args))
-                    self._owner = _SCHEDULED
-                    owner = _SCHEDULED
+                    if first is not None:
+                        self._queue.append(first)
+                    self._owner = owner = _SCHEDULED
             else:
-                self._queue.append((fn, args))
+                self._queue.append(first)
                 if not inline or owner == me or len(self._queue) <= self.max_pending:
                     return
                 self._wait_room(abort)
@@ -312,7 +329,15 @@ class SerialExecutor(object):
         if owner is _SCHEDULED:
             self.dispatcher.schedule(self._drain)
             return
-        self._drain((fn, args))
+        self._drain(first)
+
+    def run_deferred(self):
+        """Deliver, on this thread, what ``post(defer=True)`` queued (if nobody else delivers)."""
+        with self._lock:
+            if self._owner is not _DEFERRED:
+                return
+            self._owner = get_ident()
+        self._drain()
 
     def wait_idle(self, timeout):
         """Wait up to ``timeout`` s until everything posted so far was delivered.

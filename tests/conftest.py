@@ -28,3 +28,12 @@ def served():
     yield make
     for s in made:
         s.close()
+
+
+@pytest.fixture
+def closing():
+    """Closes every connection and listener a test made (``closing(obj)``), even when it fails."""
+    made = []
+    yield made.append
+    for obj in reversed(made):
+        obj.close()

@@ -306,3 +306,48 @@ def test_objects_without_a_dispatcher_share_the_default_one():
     finally:
         set_default_dispatcher(d)
     assert SerialExecutor().dispatcher is d
+
+
+def test_a_deferred_post_waits_for_run_deferred_and_runs_there_in_order(pool):
+    ex = SerialExecutor(pool)
+    ran = []
+
+    def record(tag):
+        ran.append((tag, threading.current_thread().ident))
+    ex.post(record, ("a",), defer=True)
+    ex.post(record, ("b",), defer=True)
+    assert ran == []  # only queued: no thread was woken for it
+    done = threading.Event()
+    t = threading.Thread(target=lambda: (ex.run_deferred(), done.set()))
+    t.start()
+    assert done.wait(DEADLINE)
+    t.join(DEADLINE)
+    assert ran == [("a", t.ident), ("b", t.ident)]
+
+
+def test_an_inline_post_after_deferred_ones_delivers_them_first(pool):
+    ex = SerialExecutor(pool)
+    ran = []
+    ex.post(ran.append, ("deferred",), defer=True)
+    ex.post(ran.append, ("inline",), inline=True)
+    assert ran == ["deferred", "inline"]
+
+
+def test_a_scheduled_post_after_deferred_ones_delivers_them_too(pool):
+    ex = SerialExecutor(pool)
+    ran = []
+    ex.post(ran.append, ("deferred",), defer=True)
+    ex.post(ran.append, ("scheduled",))
+    assert ex.wait_idle(DEADLINE)
+    assert ran == ["deferred", "scheduled"]
+
+
+def test_an_event_pump_gets_deferred_posts_like_any_other():
+    pump = EventPump()
+    ex = SerialExecutor(pump)
+    ran = []
+    ex.post(ran.append, ("x",), defer=True)
+    ex.run_deferred()  # nothing to do: the pump owns delivery
+    assert ran == []
+    pump.pump(0)
+    assert ran == ["x"]

@@ -87,15 +87,6 @@ def fd_count():
     return len(os.listdir("/proc/self/fd"))
 
 
-@pytest.fixture
-def closing():
-    """Closes every ReconnectingConnection and Listener a test made, even when it fails."""
-    made = []
-    yield made.append
-    for obj in reversed(made):
-        obj.close()
-
-
 # -- the back-off itself ---------------------------------------------------------------------
 
 def test_back_off_doubles_up_to_its_ceiling_and_jitter_only_shortens_a_wait():

@@ -7,8 +7,10 @@ from __future__ import absolute_import
 
 import itertools
 import logging
+import select
+import threading
 
-from .._compat import LOSSLESS_ERRORS, monotonic, set_keepalive, set_nodelay, to_bytes
+from .._compat import JYTHON, LOSSLESS_ERRORS, monotonic, set_keepalive, set_nodelay, to_bytes
 from ..diagnostics import excerpt
 from ..dispatch import SerialExecutor, call_logged, call_text, callable_name
 from ..framing import DEFAULT_MAX_MESSAGE_SIZE, MessageTooLarge, make_framer
@@ -25,6 +27,15 @@ log = logging.getLogger("tcpcom.engine")
 
 DEFAULT_SEND_TIMEOUT = 30.0
 _ids = itertools.count(1)
+
+#: After a request() was answered the reader thread leaves the socket to the callers of
+#: request() for this long (s): while requests follow each other more closely, each caller
+#: reads its own reply -- no thread switch per round trip.  What the peer sends between two
+#: requests is read by the next one, or by the reader thread at most this long later.
+#: None: the reader thread reads everything (Jython: its sockets wake every poller).
+CALLER_READS = None if JYTHON or not hasattr(select, "poll") else 0.005
+#: a request() that reads its reply itself looks this often (s) whether it was closed meanwhile
+READ_SLICE = 0.05
 
 
 class Handler(object):
@@ -135,8 +146,13 @@ class Connection(ConnectionLife):
         self.send_timeout = send_timeout if send_timeout and send_timeout > 0 else None
         ConnectionLife.__init__(self, read_timeout)
         self._out = Outbound(sock, self.framer, encoding, self._check_open, self._send_failed)
-        self._eof = None  # set by a nested read (request() inside a callback): (reason,)
+        self._eof = None  # set by a read not on the reader thread's loop: (reason,)
         self._initial = initial_data
+        self._reading = threading.Lock()  # held by whoever reads the socket (see CALLER_READS)
+        self._park_next = False  # a request() asks the reader thread to leave the socket to callers
+        self._requests = 0       # requests whose callers read their replies themselves
+        self._unpark = None      # an Event while the reader thread is parked
+        self._poll = None        # callers' poll object (made on first use)
 
     def __repr__(self):
         return "<Connection %s %s:%d %s>" % (self.id, self.remote_address, self.remote_port, self._state)
@@ -179,6 +195,8 @@ class Connection(ConnectionLife):
     def _read_loop(self):
         set_current_reader(self)
         reason = None
+        reading = self._reading
+        reading.acquire()
         try:
             self.executor.post(self._made, (), True, self.is_done)
             if not self._move(OPEN):  # closed during connection_made: its closing event is ours to post
@@ -188,6 +206,9 @@ class Connection(ConnectionLife):
                 self._initial = b""
             recv = self.sock.recv
             while reason is None and self._eof is None:
+                if self._park_next:
+                    self._park()
+                    continue
                 try:
                     data = recv(RECV_SIZE)
                 except NETWORK_ERRORS as e:
@@ -204,7 +225,36 @@ class Connection(ConnectionLife):
         finally:
             if self._eof is not None and reason is None:
                 reason = self._eof[0]
-            self._ended(reason)
+            try:
+                self._ended(reason)
+            finally:
+                reading.release()  # after the state left open: no caller reads a closed socket
+
+    def _park(self):
+        # Leave the socket to request() callers (see CALLER_READS) until none came for that long.
+        self._park_next = False
+        unpark = self._unpark = threading.Event()
+        try:
+            while self._state in SENDING and self._eof is None:
+                seen = self._requests
+                unpark.clear()
+                self._reading.release()
+                try:
+                    if self._state in SENDING:  # (a close sets the event after moving the state)
+                        unpark.wait(CALLER_READS)
+                    self.executor.run_deferred()  # what the callers read, to the handler
+                finally:
+                    self._reading.acquire()
+                if self._requests == seen:
+                    break
+        finally:
+            self._unpark = None
+
+    def _resume_reader(self):
+        """The connection is ending: a parked reader thread takes over again (to linger or end)."""
+        unpark = self._unpark
+        if unpark is not None:
+            unpark.set()
 
     def _ended(self, reason):
         # the read loop is over: the peer ended it (lost), or the linger of a close is (closed)
@@ -218,15 +268,19 @@ class Connection(ConnectionLife):
             self.executor.post(self._deliver, ([tail],), True, always)
         self._post_closing_event(True)
 
-    def _received(self, data):
-        """Frame, decode and post one chunk; returns an exception that ends the connection."""
+    def _received(self, data, caller=False):
+        """Frame, decode and post one chunk; returns an exception that ends the connection.
+
+        ``caller``: read by a request() caller, whose thread never runs the handler: the
+        reader thread delivers when it next wakes (see CALLER_READS)."""
         messages, error = self._inbound.feed(data)
         if error is not None:
             log.error("%r: %s; closing the connection", self, error)
         if messages:
             if self._waiters:
                 self._hand_to_waiters(messages)
-            self.executor.post(self._deliver, (messages,), True, self.is_done)
+            if self._handler.__class__ is not Handler:  # the default handler does nothing with them
+                self.executor.post(self._deliver, (messages,), not caller, self.is_done, caller)
         return error
 
     def _hand_to_waiters(self, messages):
@@ -297,10 +351,13 @@ class Connection(ConnectionLife):
         except ConnectionClosedError:
             self._drop_waiter(w)
             raise
-        if current_reader() is self:
-            self._read_nested(w, timeout)
-        else:
+        deadline = monotonic() + timeout
+        if current_reader() is self:  # from a callback on our own reader thread: nobody else reads
+            self._read_until(w, deadline, False)
+        elif CALLER_READS is None:
             w.wait(timeout)
+        else:
+            self._await(w, deadline)
         self._drop_waiter(w)
         return w.value
 
@@ -309,23 +366,57 @@ class Connection(ConnectionLife):
             if w in self._waiters:
                 self._waiters.remove(w)
 
-    def _read_nested(self, waiter, timeout):
-        # request() from a callback on our own reader thread: nobody else will
-        # read the socket, so read it here until the reply comes.
-        deadline = monotonic() + timeout
-        while not waiter.done and self._eof is None:
+    def _await(self, w, deadline):
+        # Wait for w's reply, reading it on this thread whenever the reader thread leaves the
+        # socket to callers (CALLER_READS); else ask it to, after it hands this reply over.
+        reading = self._reading
+        while not w.done:
             left = deadline - monotonic()
-            if left <= 0 or not wait_readable(self.sock, left):
+            if left <= 0:
                 return
+            if self._state is OPEN and reading.acquire(False):
+                try:
+                    self._requests += 1
+                    self._read_until(w, deadline, True)
+                finally:
+                    reading.release()
+                return
+            self._park_next = True
+            w.wait(min(left, CALLER_READS))
+
+    def _read_until(self, waiter, deadline, caller):
+        """Read the socket on this thread until ``waiter`` is done or ``deadline`` passes.
+
+        ``caller``: a request() caller holding ``_reading`` while the reader thread is
+        parked (which delivers the messages: never the caller's thread); else a request()
+        from a callback on the reader thread itself.
+        """
+        while not waiter.done and self._eof is None and (self._state is OPEN or not caller):
+            left = deadline - monotonic()
+            if left <= 0:
+                return
+            left = min(left, READ_SLICE)  # a close from another thread ends the wait this soon
+            if not (self._readable(left) if caller else wait_readable(self.sock, left)):
+                continue
             try:
                 data = self.sock.recv(RECV_SIZE)
             except NETWORK_ERRORS as e:
                 self._eof = (e,)
+            else:
+                if not data:
+                    self._eof = (None,)
+                else:
+                    self._last_activity = monotonic()
+                    error = self._received(data, caller)
+                    if error is not None:
+                        self._eof = (error,)
+            if self._eof is not None:
+                self._resume_reader()  # the reader thread ends the connection
                 return
-            if not data:
-                self._eof = (None,)
-                return
-            self._last_activity = monotonic()
-            error = self._received(data)
-            if error is not None:
-                self._eof = (error,)
+
+    def _readable(self, timeout):
+        poll = self._poll
+        if poll is None:
+            poll = self._poll = select.poll()
+            poll.register(self.sock, select.POLLIN)
+        return bool(poll.poll(max(0, int(timeout * 1000 + 0.999))))

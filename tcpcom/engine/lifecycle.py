@@ -78,6 +78,10 @@ class ConnectionLife(object):
 
     def __init__(self, read_timeout):
         self._state = OPENING
+        #: True while received messages are still delivered: no close was asked for.  A handler
+        #: with ``messages_received`` (a batch) checks it before each message of the batch (an
+        #: attribute, not a property: it is read once per message).
+        self.delivering = True
         self.close_reason = None
         self._lock = threading.Lock()  # guards _state, _waiters, _closing_event
         self._waiters = []  # request() callers waiting for a reply
@@ -135,14 +139,6 @@ class ConnectionLife(object):
         """True if the peer has already closed its side and nothing unread is left (reads nothing)."""
         return self._state not in SENDING or peer_has_closed(self.sock)
 
-    @property
-    def delivering(self):
-        """True while received messages are still delivered: no close was asked for.
-
-        A handler with ``messages_received`` (a batch) checks it before each
-        message of the batch."""
-        return self._state in DELIVERING
-
     def close(self, reason=None):
         """Close the connection gracefully; the handler's ``connection_lost(conn, reason)`` follows.
 
@@ -181,12 +177,15 @@ class ConnectionLife(object):
             if to not in _NEXT[was]:
                 return False
             self._state = to
+            self.delivering = to in DELIVERING
             if to is CLOSING or to is LOST:
                 self.close_reason = reason
                 waiters, self._waiters = self._waiters, []
                 for w in waiters:  # request() returns None
                     w.set()
             reader = self._reader
+        if to is CLOSING or to is LOST:
+            self._resume_reader()
         if to is CLOSING:
             self._out.owe_fin()
             if reader is None:  # never started: nothing to linger with
@@ -202,6 +201,9 @@ class ConnectionLife(object):
             watchdog.forget(self)
             close_quietly(self.sock)
         return True
+
+    def _resume_reader(self):
+        """A reader thread that left the socket to request() callers takes over again."""
 
     def _abort(self):
         """End the socket now (the linger is over, or a send failed): wakes the reader."""

@@ -1,0 +1,179 @@
+"""request() reads its own reply on the calling thread while requests follow each other
+closely (tcpcom.engine.connection.CALLER_READS): no thread switch per round trip.  What
+must not change: every message still reaches the handler, in order, never on the caller's
+thread; what the peer sends between requests, or its hang-up, is noticed without another
+request; a close ends a request that waits."""
+import socket
+import threading
+import time
+
+import pytest
+
+from helpers import DEADLINE, wait_until
+from tcpcom.engine import Handler, Listener, connect
+from tcpcom.engine import connection as connection_module
+from tcpcom.engine import lifecycle
+
+pytestmark = pytest.mark.skipif(connection_module.CALLER_READS is None,
+                                reason="this interpreter keeps every read on the reader thread")
+
+
+class Answer(Handler):
+    """Server side: "q<i>" gets the reply "r<i>" and a push "p<i>" in one send (one segment,
+    so the push is never taken for the next request's reply); "silent" gets nothing."""
+
+    def message_received(self, conn, message):
+        if message.startswith("q"):
+            conn.send(("r%s\0p%s\0" % (message[1:], message[1:])).encode("ascii"))
+
+
+class Seen(Handler):
+    def __init__(self):
+        Handler.__init__(self)
+        self.messages, self.threads, self.lost = [], set(), []
+        self.cond = threading.Condition()
+
+    def message_received(self, conn, message):
+        with self.cond:
+            self.messages.append(message)
+            self.threads.add(threading.current_thread().ident)
+            self.cond.notify_all()
+
+    def connection_lost(self, conn, reason):
+        with self.cond:
+            self.lost.append(reason)
+            self.cond.notify_all()
+
+    def wait(self, predicate, what):
+        with self.cond:
+            assert self.cond.wait_for(predicate, DEADLINE), what
+
+
+@pytest.fixture
+def pair(closing):
+    server = Listener(0, lambda conn: Answer(), host="127.0.0.1")
+    closing(server)
+    seen = Seen()
+    client = connect("127.0.0.1", server.port, seen)
+    closing(client)
+    return server, client, seen
+
+
+def warm_up(client, n=100):
+    """Requests in a row: from some point on the callers read their replies themselves."""
+    for i in range(n):
+        assert client.request("q%d" % i, DEADLINE) == "r%d" % i
+    assert client._requests > 0, "no caller ever read its own reply: the path under test was not taken"
+
+
+def test_every_message_reaches_the_handler_in_order_and_never_on_the_callers_thread(pair):
+    server, client, seen = pair
+    warm_up(client, 300)
+    expected = [x for i in range(300) for x in ("r%d" % i, "p%d" % i)]
+    seen.wait(lambda: len(seen.messages) >= len(expected), "all replies and pushes delivered")
+    assert seen.messages == expected
+    assert threading.current_thread().ident not in seen.threads
+
+
+def test_what_the_peer_sends_between_requests_is_delivered_without_another_request(pair):
+    server, client, seen = pair
+    warm_up(client)
+    seen.wait(lambda: len(seen.messages) >= 200, "the warm-up delivered")
+    wait_until(lambda: server.connections, what="the server side")
+    server.connections[0].send_message("unasked")
+    seen.wait(lambda: "unasked" in seen.messages, "a message between requests is read by the reader thread")
+
+
+def test_a_hang_up_between_requests_ends_the_connection(pair):
+    server, client, seen = pair
+    warm_up(client)
+    wait_until(lambda: server.connections, what="the server side")
+    server.connections[0].close()
+    seen.wait(lambda: seen.lost, "connection_lost after the peer hung up")
+    assert seen.lost == [None] and client.is_done()
+    assert client.request("q", 0.5) is None
+
+
+class RawPeer(object):
+    """A raw server socket that answers "q<i>" with "r<i>", ignores "silent", and at the end of
+    the stream closes its socket only if ``close_at_end``."""
+
+    def __init__(self, close_at_end):
+        self.listening = socket.socket()
+        self.listening.bind(("127.0.0.1", 0))
+        self.listening.listen(1)
+        self.port = self.listening.getsockname()[1]
+        self.close_at_end = close_at_end
+        self.release = threading.Event()
+        self.thread = threading.Thread(target=self._serve)
+        self.thread.daemon = True
+        self.thread.start()
+
+    def close(self):
+        self.release.set()
+
+    def _serve(self):
+        sock, _ = self.listening.accept()
+        sock.settimeout(3 * DEADLINE)
+        buf = b""
+        try:
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                buf += data
+                while b"\0" in buf:
+                    msg, buf = buf.split(b"\0", 1)
+                    if msg.startswith(b"q"):
+                        sock.sendall(b"r" + msg[1:] + b"\0")
+            if not self.close_at_end:
+                self.release.wait(3 * DEADLINE)  # keeps its socket open
+        except OSError:
+            pass
+        finally:
+            sock.close()
+            self.listening.close()
+
+
+def parked_client(close_at_end, monkeypatch, closing):
+    """A client whose reader thread has left the socket to request() callers, for a long time."""
+    monkeypatch.setattr(connection_module, "CALLER_READS", 3 * DEADLINE)
+    peer = RawPeer(close_at_end)
+    seen = Seen()
+    client = connect("127.0.0.1", peer.port, seen)
+    closing(client)
+    warm_up(client)
+    closing(peer)
+    return client, seen
+
+
+def close_when_it_reads(client):
+    """Close ``client`` (from another thread) as soon as a request reads its reply itself."""
+    before = client._requests
+
+    def run():
+        wait_until(lambda: client._requests > before, what="the request reads its reply itself")
+        client.close()
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+def test_a_close_from_another_thread_ends_a_request_that_reads_its_reply(monkeypatch, closing):
+    for name in ("LINGER_IDLE", "LINGER_MAX"):  # no end of the linger comes to the rescue
+        monkeypatch.setattr(lifecycle, name, 3 * DEADLINE)
+    client, seen = parked_client(False, monkeypatch, closing)  # the peer never answers the end
+    closer = close_when_it_reads(client)
+    started = time.time()
+    assert client.request("silent", 3 * DEADLINE) is None
+    assert time.time() - started < DEADLINE, "the close did not end the request's wait"
+    closer.join(DEADLINE)
+    seen.wait(lambda: seen.lost, "one connection_lost")
+    assert seen.lost == [None]
+
+
+def test_a_close_wakes_the_parked_reader_for_the_linger(monkeypatch, closing):
+    client, seen = parked_client(True, monkeypatch, closing)  # the peer closes at the end
+    client.close()  # no request under way: only the reader thread can read the peer's end
+    # left parked it would wait 3 x DEADLINE; woken, it reads the peer's end at once
+    wait_until(lambda: client.state == "closed", timeout=DEADLINE, what="the linger ended")
