@@ -127,6 +127,7 @@ class TCPServer(Face):
         self._timeout = None
         self.port = port
         self._listener = None
+        self._last = None  # the connection _current() found last
         try:
             self._listener = Listener(
                 port, self._on_connection, host=host, framing=self.endOfBlock,
@@ -159,10 +160,14 @@ class TCPServer(Face):
         self._emit(self.TERMINATED, "")
 
     def _current(self):
+        conn = self._last  # the one client, as found last time: no list built per message
+        if conn is not None and conn.is_open:
+            return conn
         listener = self._listener
         if listener is not None:
             for conn in listener.connections:
                 if conn.is_open:
+                    self._last = conn
                     return conn
         return None
 

@@ -57,7 +57,7 @@ class Outbound(object):
         else:
             payload = to_bytes(message, self.encoding)
         if len(payload) < BIG_SEND:
-            self.sendall(self.framer.encode(payload))
+            self.send_parts((self.framer.encode(payload),))
         else:  # no copy of a big payload just to append the delimiter
             self.send_parts((payload, self.framer.encode(b"")))
 
