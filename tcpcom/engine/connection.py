@@ -279,8 +279,7 @@ class Connection(ConnectionLife):
         if messages:
             if self._waiters:
                 self._hand_to_waiters(messages)
-            if self._handler.__class__ is not Handler:  # the default handler does nothing with them
-                self.executor.post(self._deliver, (messages,), not caller, self.is_done, caller)
+            self.executor.post(self._deliver, (messages,), not caller, self.is_done, caller)
         return error
 
     def _hand_to_waiters(self, messages):
