@@ -36,3 +36,20 @@ def test_quick_bench_prints_every_figure():
     # every baseline and our rows produced numbers, not errors
     assert "Error" not in out and "failed" not in out, out
     assert "## Targets" in out
+
+
+def test_the_floor_check_fails_a_full_run_whose_raw_pair_is_far_from_the_minimal_pair(capsys):
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    try:
+        import run
+    finally:
+        sys.path.pop(0)
+    R = {}
+    assert run.check_floor(R, "pinned", 8.5e-6, 8.0e-6)
+    assert "floor_failed" not in R
+    assert not run.check_floor(R, "pinned", 24e-6, 8e-6)  # a 1 MiB receive buffer in the raw client
+    assert R["floor_failed"] == ["pinned"] and "FLOOR CHECK FAILED" in capsys.readouterr().out
+    assert not run.check_floor(R, "unpinned", float("nan"), 8e-6)  # not measured: no floor
+    Q = {}
+    assert not run.check_floor(Q, "pinned", 24e-6, 8e-6, quick=True)
+    assert "floor_failed" not in Q  # a smoke run only says so
