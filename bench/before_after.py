@@ -3,7 +3,8 @@
 ``python3 bench/before_after.py OLD_TCPCOM_PARENT_DIR [--quick] [--only 6]`` where the
 directory holds the old ``tcpcom`` package (e.g. made with
 ``git archive <commit> tcpcom | tar -x -C /tmp/before``).  Prints medians of
-one-way throughput (TCPServer, Listener), round trip (TCPClient -> TCPServer),
+one-way throughput (TCPServer, Listener), figure 2's round trips (pinned, median of every
+round trip, and its ratio to the raw pair of the same round),
 bulk 64 MiB up/down and 2,000-connection figures for "before" and "after";
 ``--only 6``: figure 6 (HTTP requests/s, new connections and keep-alive, with
 ``ThreadingHTTPServer`` run in the same rounds for the ratio).
@@ -41,10 +42,8 @@ def main():
                 srv.stop()
                 if "rates" in r:
                     add("throughput %s M msg/s" % kind, side, r["rates"][0] / 1e6)
+            roundtrips(side, env, quick, add)
             srv = run.Server("tcpserver", None, env)
-            r = run.client("roundtrip", "tcpclient", srv.port, dict(n=200 if quick else 1000, reps=1), None, env=env)
-            if "times" in r:
-                add("round trip TCPClient -> TCPServer us", side, r["times"][0] * 1e6)
             size = 4 if quick else 64
             r = run.client("bulk", "tcpclient", srv.port, dict(sizes=[size], reps=1), None, env=env)
             srv.stop()
@@ -59,6 +58,27 @@ def main():
                 add("%d connections round trips/s" % n, side, r["round_trips"] / r["rt_time"])
                 add("%d connections peak RSS MiB" % n, side, st.get("hwm_kb", 0) / 1024.0)
     report(res, rounds)
+
+
+def roundtrips(side, env, quick, add):
+    """Figure 2's cases, pinned to one CPU: the median round trip (us) and its ratio to the
+    raw pair of the same round."""
+    cpu = run.CPU
+    p = dict(n=200 if quick else 1000, reps=1)
+    servers = dict((k, run.Server(k, cpu, env)) for k in ("raw", "tcpserver", "listener"))
+    try:
+        base = run.med(run.client("roundtrip", "raw", servers["raw"].port, p, cpu).get("rt", []))
+        for label, ck, sk in (("raw client -> TCPServer", "raw", "tcpserver"),
+                              ("raw client -> Listener", "raw", "listener"),
+                              ("TCPClient -> TCPServer", "tcpclient", "tcpserver"),
+                              ("engine request() -> Listener", "engine", "listener")):
+            r = run.client("roundtrip", ck, servers[sk].port, p, cpu, env=env)
+            if r.get("rt"):
+                m = run.med(r["rt"])
+                add("round trip %s, pinned: median us" % label, side, m * 1e6)
+                add("round trip %s, pinned: x raw pair" % label, side, m / base)
+    finally:
+        run.stop_all(servers)
 
 
 def http(sides, rounds, quick, add):
