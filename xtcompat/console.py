@@ -76,9 +76,10 @@ def XTWriteLog(*parts):
     (``xtColorRed``, ...) or a 6-hex-digit colour string such as ``"FF0000"``
     is the line's colour, not part of the text.  The line goes to the
     ``xtcompat`` logger with the colour as ``record.xtcolor`` (None without
-    one).  If the program has not configured ``logging``, the lines go to
-    stdout, each with the time, coloured on a terminal; a handler added to
-    the ``xtcompat`` logger sends them elsewhere.
+    one).  If, at the first line, the program has configured no ``logging``
+    handler (neither on the root logger nor on ``xtcompat``), the lines go
+    to stdout, each with the time, coloured on a terminal; a handler added
+    to the ``xtcompat`` logger before the first line sends them elsewhere.
     """
     parts = list(parts)
     colour = None
