@@ -23,7 +23,11 @@ defines its event functions (``XTNewConnection``, ``XTDataAvailable``,
 
 Event functions run on the engine's threads, one at a time per connection
 (per UDP listener), in order: XTNewConnection, XTDataAvailable...,
-XTSocketError.  See the README section "xtcompat (XTension plugin API)".
+XTSocketError.  ``help(XTStartTCPListener)`` (and every other XT...
+function) says its arguments, return values and events.  The documentation
+site's xtcompat pages (docs/xtcompat/ in the source: porting.md,
+reference.md, choices.md) teach porting a script, list every function,
+event and constant, and say what happens where XTension's page is silent.
 """
 from __future__ import absolute_import
 

@@ -70,12 +70,16 @@ def _part(p):
 
 
 def XTWriteLog(*parts):
-    """Write one line to the log: the parts joined as ``print`` joins them.
+    """Write one line to the script's log: the parts joined as ``print`` joins them.
 
-    A last argument (after at least one other) that is a colour constant or a
-    6-hex-digit colour string such as ``"FF0000"`` is the line's colour
-    (on the record as ``record.xtcolor``; shown on a terminal).  Goes to the
-    ``xtcompat`` logger, shown on the console unless logging is configured.
+    A last argument (after at least one other) that is a colour constant
+    (``xtColorRed``, ...) or a 6-hex-digit colour string such as ``"FF0000"``
+    is the line's colour, not part of the text.  The line goes to the
+    ``xtcompat`` logger with the colour as ``record.xtcolor`` (None without
+    one).  If, at the first line, the program has configured no ``logging``
+    handler (neither on the root logger nor on ``xtcompat``), the lines go
+    to stdout, each with the time, coloured on a terminal; a handler added
+    to the ``xtcompat`` logger before the first line sends them elsewhere.
     """
     parts = list(parts)
     colour = None

@@ -38,13 +38,25 @@ def _page_request(request, conn):
 def XTStartHTMLListener(thePort, host="", serialize=True):
     """Serve HTTP; returns a non-zero listener ID, or 0 (the reason is logged).
 
-    Each request calls the script's ``XTPageRequest(thePath, theRequestInfo)``
-    (the path with its leading '/', without the query) and its return value
-    is the response, made inline: a body (status 200), ``(code, body)`` or
-    ``(code, body, contentType)``; a dict or list is sent as JSON.  Port
-    rules as for :func:`XTStartTCPListener`.  This library's additions:
-    ``host``, and ``serialize`` (True: XTPageRequest calls run one at a
-    time while connections are read and written in parallel).
+    Port rules as for :func:`XTStartTCPListener` (1024 to 65535, 0 for a
+    free port; else 107; 0 also when the port is in use).  Each request
+    calls the script's ``XTPageRequest(thePath, theRequestInfo)``: the path
+    with its leading "/" and without the query, and an info dictionary with
+    ``xtKeyRemoteAddress``, ``xtKeyRemotePort`` (the requester's port),
+    ``xtKeyPeerPort``, ``xtKeyUniqueId`` and this library's
+    ``xtKeyMethod``, ``xtKeyHeaders`` (a dict, lower-case names),
+    ``xtKeyQuery`` (a dict), ``xtKeyFormData`` (a dict, from a form POST)
+    and ``xtKeyPostData`` (the body as text).
+
+    Its return value is the response: a body (status 200, HTML),
+    ``(code, body)``, ``(code, body, contentType)``, or a dict or list (sent
+    as JSON).  A script without ``XTPageRequest`` answers 501 (logged once);
+    one whose ``XTPageRequest`` raises answers 500 (traceback logged).
+
+    This library's additions: ``host`` (the address to listen on; ""
+    is every address), and ``serialize`` (True, the default:
+    ``XTPageRequest`` calls run one at a time while connections are read
+    and written in parallel; False: they may run at the same time).
     """
     return start_listener("XTStartHTMLListener", HTML, thePort, host,
                           lambda port: HTTPListener(port, _page_request, host=host, serialize=serialize,
@@ -52,5 +64,5 @@ def XTStartHTMLListener(thePort, host="", serialize=True):
 
 
 def XTStopHTMLListener(theListenerID):
-    """Stop an HTML listener (open requests are closed)."""
+    """Stop an HTML listener and close its connections; True, or False for an unknown ID (logged)."""
     return stop_listener("XTStopHTMLListener", HTML, theListenerID)

@@ -13,7 +13,16 @@ from .face import face
 log = logging.getLogger("tcpcom.xtcompat")
 
 def XTRegisterHandlers(namespace):
-    """Where the event functions are looked up: a module, a dict or an object (None: ``__main__``)."""
+    """This library's addition: where the script's event functions are looked up.
+
+    ``namespace``: a module (``sys.modules[__name__]`` for a plugin that is
+    imported rather than run), a dict, or an object with the functions as
+    attributes; None means the main module (``__main__``, the default).
+    Functions are looked up by name each time an event fires, so one
+    defined later is used from the next event on.  Anything else is a
+    TypeError.  The "missing function" warnings are said once again after
+    this call.
+    """
     if namespace is not None and not isinstance(namespace, dict) and not hasattr(namespace, "__dict__") \
             and not hasattr(namespace, "__getattr__"):
         raise TypeError("XTRegisterHandlers needs a module, a dict or an object, not %s" % excerpt(namespace))
@@ -23,9 +32,12 @@ def XTRegisterHandlers(namespace):
 
 
 def XTStopAll():
-    """Stop every listener and close every connection (each gets XTSocketError with 102).
+    """This library's addition: stop every listener and close every connection.
 
-    Also ends :func:`XTRunForever`.  Safe to call from an event function.
+    Listeners of every kind (TCP, UDP, HTML) are stopped; every open
+    connection, accepted or outgoing, is closed and gets ``XTSocketError``
+    with 102.  Ends :func:`XTRunForever` (which then returns "stopped").
+    Safe to call from an event function and from any thread.
     """
     for _, kind, obj in face.listeners.remove_all():
         try:
@@ -40,10 +52,13 @@ def XTStopAll():
 
 
 def XTRunForever(timeout=None):
-    """Block until Ctrl-C, :func:`XTStopAll` or ``timeout`` seconds, then stop everything.
+    """This library's addition: block until Ctrl-C, :func:`XTStopAll` or ``timeout`` seconds, then stop everything.
 
-    A plugin script otherwise runs off its end while its listeners are
-    still working.  Returns "stopped", "interrupted" (Ctrl-C) or "timeout".
+    The last line of a ported script: inside XTension the plugin lives as
+    long as XTension runs it; a Python program would run off its end while
+    its listeners are still working.  Returns "interrupted" (Ctrl-C),
+    "stopped" (:func:`XTStopAll` was called) or "timeout", after every
+    listener and connection was stopped.  It can be called again.
     """
     deadline = None if timeout is None else monotonic() + timeout
     how = "stopped"
@@ -75,5 +90,11 @@ def XTSerializeEvents(on=True):
 
 
 def XTSetNameLookupTimeout(seconds):
-    """This library's addition: how long a peer's name (xtKeyName) is looked up (0: never; default 0.5 s)."""
+    """This library's addition: how long a peer's name (``xtKeyName``) is looked up, in seconds.
+
+    The reverse lookup runs when a connection comes in, before
+    ``XTNewConnection``, and waits at most this long (default 0.5 s); a
+    name found is cached.  0 turns lookups off: ``xtKeyName`` is then "?"
+    and no connection waits.
+    """
     face.peers.name_timeout = seconds

@@ -149,15 +149,34 @@ def XTStartTCPListener(thePort, theBoundryString=None, host="", binary=False,
                        idleTimeout=None):
     """Listen for TCP connections; returns a non-zero listener ID, or 0 (the reason is logged).
 
-    ``thePort`` from 1024 to 65535, or 0 for any free port (learn it with
-    :func:`XTGetListenerPort`).  With ``theBoundryString`` (e.g. ``"\\r\\n"``)
-    each packet arrives in its own XTDataAvailable, boundary removed; without
-    it data arrives as it comes.  This library's additions: ``host`` (the
-    address to listen on; '' = all), ``binary`` (deliver bytes, not text),
-    ``maxMessageSize`` (a longer packet closes that connection, error 108),
-    ``maxConnections`` (4096; more are closed at once, logged, no event),
-    ``idleTimeout`` (seconds; off by default: a connection silent that long
-    is closed, XTSocketError 102).
+    ``thePort``: from 1024 to 65535, or 0 to let the system choose a free
+    port (learn it with :func:`XTGetListenerPort`).  Any other port is
+    error 107 (logged, 0 returned); so is a port that is not an int.  A
+    port another program holds also returns 0, with a log line that says so.
+
+    ``theBoundryString`` (XTension's spelling): with one (``"\\r\\n"``,
+    ``"\\0"``, any text or bytes) each packet arrives in its own
+    ``XTDataAvailable``, the boundary removed, however TCP cut the stream;
+    without one (None or "") data arrives as it comes and the script keeps
+    its own buffer (a UTF-8 character cut between two reads is still
+    delivered whole).
+
+    Each incoming connection calls the script's ``XTNewConnection``, which
+    accepts it by returning True; then ``XTDataAvailable`` for its data and,
+    last, ``XTSocketError``.
+
+    This library's additions (keyword arguments):
+
+    - ``host``: the address to listen on; "" (default) is every address,
+      IPv4 and, where the system has it, IPv6; "127.0.0.1" is this machine
+      only;
+    - ``binary``: True delivers bytes instead of text;
+    - ``maxMessageSize``: bytes (16 MiB); a longer packet ends its
+      connection with ``XTSocketError`` 108;
+    - ``maxConnections``: 4096; connections over it are closed at once and
+      logged, with no event;
+    - ``idleTimeout``: seconds (default None: off); a connection silent that
+      long is closed with ``XTSocketError`` 102.
     """
     where = "XTStartTCPListener"
     try:
@@ -182,12 +201,21 @@ def XTStartTCPListener(thePort, theBoundryString=None, host="", binary=False,
 
 
 def XTStopTCPListener(theListenerID):
-    """Stop listening and close the listener's connections (each gets XTSocketError with 102)."""
+    """Stop a TCP listener and close its connections; True, or False for an unknown ID (logged).
+
+    Each of its open connections gets ``XTSocketError`` with 102 (the
+    script's own outgoing connections are not touched).  The port is free
+    again when this returns.  The ID of a UDP or HTML listener is refused
+    (False, logged).
+    """
     return stop_listener("XTStopTCPListener", TCP, theListenerID)
 
 
 def XTGetListenerPort(theListenerID):
-    """This library's addition: the port a TCP or UDP listener is bound to (0 if no such listener)."""
+    """This library's addition: the port a TCP, UDP or HTML listener is bound to; 0 if there is no such listener.
+
+    Useful after ``XTStartTCPListener(0)``, where the system chose the port.
+    """
     obj = face.listeners.get(theListenerID)
     return getattr(obj, "port", 0) if obj is not None else 0
 
@@ -208,14 +236,21 @@ def _open_failed(address, port, number, message):
 
 def XTOpenTCPConnection(theAddress, thePort, theBoundryString=None, theTimeout=DEFAULT_CONNECT_TIMEOUT,
                         binary=False, maxMessageSize=DEFAULT_MAX_MESSAGE_SIZE, reconnect=None):
-    """This library's name: open an outgoing TCP connection; returns its ID, or "" on failure.
+    """This library's name: open an outgoing TCP connection; returns its ID (a string), or "" on failure.
 
-    Blocks until connected or failed (at most ``theTimeout`` seconds for the
-    handshake).  The reason for a failure also arrives as ``XTSocketError("", info)``:
-    103 for a name that does not resolve, else the system's error number
-    (e.g. 111 connection refused, 110 timed out).  Data arrives in
-    XTDataAvailable as for accepted connections; XTNewConnection is not
-    called (the ID is the return value).
+    ``theAddress``: an address such as "192.168.1.20" or a host name (not a
+    string: TypeError).  ``thePort``: 1 to 65535 (else error 107).
+    ``theBoundryString``: as for :func:`XTStartTCPListener`.  Blocks until
+    connected or failed, at most ``theTimeout`` seconds (10) for the
+    handshake.  The reason for a failure arrives as ``XTSocketError("",
+    info)``: 103 for a name that does not resolve, else the system's error
+    number (on Linux 111 connection refused, 110 timed out).
+
+    Data arrives in ``XTDataAvailable`` as for accepted connections, and the
+    end in ``XTSocketError``; ``XTNewConnection`` is not called (the ID is
+    the return value).  The info's ``xtKeyName`` is the name given, if one
+    was.  Additions: ``binary`` and ``maxMessageSize`` as for
+    :func:`XTStartTCPListener`.
 
     ``reconnect=seconds`` (this library's addition): once connected, a lost
     connection is dialled again by itself, first after ``seconds``, then less
@@ -281,7 +316,16 @@ def _open_connection(where, theConnectionID):
 
 
 def XTWriteConnection(theConnectionID, theData):
-    """Write text (as UTF-8) or bytes exactly as given (no boundary added); True or False (106 logged)."""
+    """Send text (as UTF-8) or bytes exactly as given (no boundary added); True, or False.
+
+    Works for accepted and outgoing connections.  False, with error 106 in
+    the log, for an unknown or closed connection (and for a ``reconnect=``
+    connection while it is away).  Data that is neither text nor bytes is a
+    TypeError.  Returns once the system has taken all of the data (it waits
+    while the peer reads more slowly than the script writes); two writes
+    from different threads never interleave, and a close afterwards still
+    sends what was written.
+    """
     check_data("XTWriteConnection", theData)
     xc = _open_connection("XTWriteConnection", theConnectionID)
     if xc is None:
@@ -295,7 +339,12 @@ def XTWriteConnection(theConnectionID, theData):
 
 
 def XTCloseConnection(theConnectionID):
-    """Close a connection; the script then gets its XTSocketError with 102.  False for an unknown ID."""
+    """Close an accepted or outgoing connection; True, or False for an unknown ID (106 logged).
+
+    What was written before is still sent.  The connection's last event,
+    ``XTSocketError`` with 102, follows; after it the ID is no longer valid.
+    Safe to call from any event function.
+    """
     xc = _open_connection("XTCloseConnection", theConnectionID)
     if xc is None:
         return False
@@ -307,6 +356,11 @@ def XTCloseConnection(theConnectionID):
 
 
 def XTGetConnectionInfo(theConnectionID):
-    """This library's addition: a copy of an open connection's info dictionary, or None."""
+    """This library's addition: a copy of an open connection's info dictionary, or None for an unknown ID.
+
+    The same keys as the info the events get (``xtKeyRemoteAddress``,
+    ``xtKeyRemotePort``, ``xtKeyPeerPort``, ``xtKeyName``,
+    ``xtKeyMacAddress``, ``xtKeyUniqueId``).
+    """
     xc = face.connection(theConnectionID)
     return dict(xc.info) if xc is not None else None

@@ -32,11 +32,25 @@ class XTDatagrams(object):
 
 
 def XTStartUDPListener(thePort, host="", binary=False, broadcastAddress=None, maxDatagramSize=MAX_DATAGRAM):
-    """Receive UDP datagrams on a port; returns a non-zero ID, or 0 (port taken, invalid: logged).
+    """Open a UDP socket on a port; returns a non-zero listener ID, or 0 (the reason is logged).
 
-    Additions: ``host`` (the address to bind; '' = all), ``binary``,
-    ``broadcastAddress`` (where ``xtBroadcastAddress`` sends; default
-    255.255.255.255), ``maxDatagramSize``.
+    Port rules as for ``XTStartTCPListener``: 1024 to 65535, or 0 for a
+    free port the system chooses; any other is error 107.  0 is returned
+    also when another socket holds the port.  Each datagram calls the
+    script's ``XTReceivedDatagram(theData, theListenerID, theDatagramInfo)``,
+    one at a time, in the order they came; the info holds the sender's
+    ``xtKeyRemoteAddress`` and ``xtKeyRemotePort`` (and ``xtKeyPeerPort``,
+    the same port).  The listener also sends: :func:`XTSendDatagram`.
+
+    This library's additions (keyword arguments):
+
+    - ``host``: the address to bind; "" (default) is every IPv4 address,
+      as a listener that receives broadcasts needs;
+    - ``binary``: True delivers bytes instead of text;
+    - ``broadcastAddress``: where ``xtBroadcastAddress`` sends (default
+      255.255.255.255; e.g. "127.255.255.255" for this machine only);
+    - ``maxDatagramSize``: bytes (65535); a longer datagram is dropped and
+      logged, never delivered cut short.
     """
     where = "XTStartUDPListener"
     holder = XTDatagrams(None)
@@ -49,7 +63,7 @@ def XTStartUDPListener(thePort, host="", binary=False, broadcastAddress=None, ma
 
 
 def XTStopUDPListener(theListenerID):
-    """Stop a UDP listener (its port is free when this returns)."""
+    """Stop a UDP listener; True, or False for an unknown ID (logged).  Its port is free when this returns."""
     return stop_listener("XTStopUDPListener", UDP, theListenerID)
 
 
@@ -74,9 +88,13 @@ def _run(ep, call, op):
 
 
 def XTSendDatagram(theListenerID, theRemoteAddress, theRemotePort, theData):
-    """Send a datagram from the listener's own socket and port; True or False (reason logged).
+    """Send a datagram from the listener's own socket and port; True, or False (the reason is logged).
 
-    ``xtBroadcastAddress`` as the address sends a broadcast.
+    ``theRemoteAddress``: an address, a host name (one that does not
+    resolve is error 103), a multicast group, or ``xtBroadcastAddress`` to
+    broadcast (to the listener's ``broadcastAddress``).  ``theRemotePort``:
+    1 to 65535 (else 107).  ``theData``: text (sent as UTF-8) or bytes;
+    anything else is a TypeError.  False also for an unknown listener ID.
     """
     where = "XTSendDatagram"
     check_data(where, theData)
@@ -105,11 +123,16 @@ def _group_op(where, theListenerID, theGroup, op):
 
 
 def XTJoinMulticastGroup(theListenerID, theGroup, theInterface=None):
-    """Receive a multicast group (address or name) on a UDP listener; True or False (reason logged).
+    """Join a multicast group on a UDP listener: datagrams to the group and the listener's port arrive.
 
-    Addition: ``theInterface``, the local address of the interface to join
-    on (default: the system chooses); it is then also the interface the
-    listener's datagrams to groups leave by.
+    ``theGroup``: a multicast address (e.g. "239.255.0.1") or a name.
+    Returns True, or False (the reason is logged): an unknown listener, an
+    address that is not a group, a name that does not resolve (103), or a
+    system without multicast (Jython 2.7 cannot join groups).
+
+    This library's addition: ``theInterface``, the local address of the
+    interface to join on (default: the system chooses); it is then also the
+    interface the listener's own datagrams to groups leave by.
     """
     def join(ep):
         ep.join_group(theGroup, theInterface)
@@ -119,6 +142,9 @@ def XTJoinMulticastGroup(theListenerID, theGroup, theInterface=None):
 
 
 def XTLeaveMulticastGroup(theListenerID, theGroup, theInterface=None):
-    """Stop receiving a multicast group; True, or False if it was not joined (logged)."""
+    """Leave a multicast group; True, or False if it was not joined (logged).
+
+    ``theInterface``: as given to :func:`XTJoinMulticastGroup`.
+    """
     return _group_op("XTLeaveMulticastGroup", theListenerID, theGroup,
                      lambda ep: ep.leave_group(theGroup, theInterface))
