@@ -361,6 +361,8 @@ class Connection(ConnectionLife):
         return w.value
 
     def _drop_waiter(self, w):
+        if w.done:  # whoever filled it took it off the list
+            return
         with self._lock:
             if w in self._waiters:
                 self._waiters.remove(w)
