@@ -36,3 +36,57 @@ def test_the_site_builds_without_a_single_warning(tmp_path):
     assert proc.returncode == 0 and not text.strip(), "the strict build said:\n" + text
     for page in ("index", "en/states", "de/states", "engine/index", "xtcompat/index"):
         assert (out / (page + ".html")).is_file(), page
+
+
+# --- the state diagrams (docs/diagrams, drawn by docs/_ext/statediagram.py) -------------------------
+
+def statediagram():
+    sys.path.insert(0, os.path.join(ROOT, "docs", "_ext"))
+    try:
+        import statediagram
+    finally:
+        sys.path.pop(0)
+    return statediagram
+
+
+def diagram(name):
+    with open(os.path.join(ROOT, "docs", "diagrams", name), encoding="utf-8") as f:
+        return f.read()
+
+
+@pytest.mark.parametrize("name, cls", [("tcpserver.states", "TCPServer"), ("tcpclient.states", "TCPClient"),
+                                       ("tcpclient-reconnect.states", "TCPClient")])
+def test_each_diagram_names_every_state_of_its_class_and_no_other(name, cls):
+    import tcpcom
+    states = set(v for k, v in vars(getattr(tcpcom, cls)).items() if k.isupper() and isinstance(v, str) and k == v)
+    edges = statediagram().parse(diagram(name), name)
+    drawn = set(s for s, t, _ in edges if s != "[*]") | set(t for s, t, _ in edges)
+    loops = set(label[0] for s, t, label in edges if s == t)  # MESSAGE: a loop, not a box
+    assert drawn | loops == states
+    assert loops == {"MESSAGE"}
+
+
+def test_a_diagram_without_the_arrow_syntax_is_an_error_that_names_the_line():
+    sd = statediagram()
+    with pytest.raises(sd.DiagramError, match=r"x.states:2: expected 'STATE -> STATE : label'"):
+        sd.parse("A -> B : fine\nA to C\n", "x.states")
+    with pytest.raises(sd.DiagramError, match="no transitions"):
+        sd.parse("# only a comment\n", "x.states")
+
+
+@pytest.mark.parametrize("name", ["tcpserver.states", "tcpclient.states", "tcpclient-reconnect.states"])
+def test_the_layout_keeps_boxes_and_labels_apart_and_draws_every_state_and_edge(name):
+    sd = statediagram()
+    text = diagram(name)
+    nodes, order, paths, back, width, height = sd.layout(sd.parse(text, name))
+    drawn = [n for n in order if n.kind in ("state", "label", "start")]
+    for i, a in enumerate(drawn):  # no two boxes (or label blocks) overlap
+        assert 0 <= a.x and a.x + a.space <= width and 0 <= a.y and a.y + a.h <= height, a.key
+        for b in drawn[i + 1:]:
+            apart = (a.x + a.space <= b.x or b.x + b.space <= a.x or a.y + a.h <= b.y or b.y + b.h <= a.y)
+            assert apart, (a.key, b.key)
+    svg = sd.render(text, name)
+    for n in order:
+        if n.kind == "state":
+            assert ">%s</text>" % n.key in svg
+    assert svg.count("<path d=") - 1 == len(paths) + sum(len(n.loops) for n in order)  # 1: the arrowhead
