@@ -19,7 +19,8 @@ The convention (docs-common of issue 17; the pages follow it, this file enforces
 - The numbers 5000-5099 in an example are ports: each is replaced by a free port, the same
   one for the same number everywhere on a page; in the program's output the free port is
   turned back into the number the page shows.
-- What a program prints is shown right after its fence::
+- What a program prints is shown after its fence (right after it, or after a sentence: the
+  comment names the example, which must be above it on the same page)::
 
       <!-- output: NAME -->            (or <!-- output: NAME subset -->)
       ```text
@@ -112,7 +113,6 @@ def parse(text, page):
     lines = text.splitlines()
     examples, problems = [], []
     pending = None        # (line number, words) of an example comment waiting for its fence
-    last = None           # the example whose fence just closed (an output comment may follow)
     pending_output = None  # (line, example, subset) of an output comment waiting for its text fence
     i = 0
     while i < len(lines):
@@ -139,7 +139,6 @@ def parse(text, page):
                     problems.append("%s:%d: the output of %s must be a ```text fence" % (page, number, example.name))
                 else:
                     example.output, example.subset = body, subset
-                last = None
             elif _is_python(info):
                 if info.split()[0] in DIRECTIVES:
                     problems.append("%s:%d: write examples as plain ```python fences, not %s"
@@ -147,19 +146,16 @@ def parse(text, page):
                 if pending is None:
                     problems.append("%s:%d: a ```python fence without an <!-- example: NAME --> comment before it"
                                     % (page, number))
-                    last = None
                 else:
                     example = _example(pending, page, code, problems)
                     pending = None
                     if example is not None:
                         examples.append(example)
-                    last = example
             else:
                 if pending is not None:
                     problems.append("%s:%d: the example comment is followed by a ```%s fence, not ```python"
                                     % (page, pending[0], info))
                     pending = None
-                last = None
             i = j + 1
             continue
         if pending_output is not None:
@@ -173,14 +169,17 @@ def parse(text, page):
             pending = (number, comment.group(2).split())
         elif comment:
             words = comment.group(2).split()
-            if last is None:
-                problems.append("%s:%d: an output comment that does not follow an example's fence" % (page, number))
-            elif not words or words[0] != last.name or words[1:] not in ([], ["subset"]):
-                problems.append("%s:%d: expected <!-- output: %s --> or <!-- output: %s subset -->, found %r"
-                                % (page, number, last.name, last.name, line.strip()))
+            above = dict((e.name, e) for e in examples)
+            if not words or words[1:] not in ([], ["subset"]):
+                problems.append("%s:%d: expected <!-- output: NAME --> or <!-- output: NAME subset -->, found %r"
+                                % (page, number, line.strip()))
+            elif words[0] not in above:
+                problems.append("%s:%d: <!-- output: %s --> names no example above it on this page"
+                                % (page, number, words[0]))
+            elif above[words[0]].output is not None:
+                problems.append("%s:%d: a second output of %s" % (page, number, words[0]))
             else:
-                pending_output = (number, last, words[1:] == ["subset"])
-        last = None
+                pending_output = (number, above[words[0]], words[1:] == ["subset"])
         i += 1
     if pending is not None:
         problems.append("%s:%d: the example comment is not followed by a ```python fence" % (page, pending[0]))
@@ -715,8 +714,8 @@ def test_the_runner_reports_an_unmarked_fence_an_unknown_server_and_stray_commen
     assert [e.name for e in more] == ["good", "c"]
     text = "\n".join(more_problems)
     assert "docs/y.md:1: the example comment is not followed by a ```python fence" in text
-    assert "docs/y.md:5: an output comment that does not follow an example's fence" in text
-    assert "docs/y.md:13: expected <!-- output: good -->" in text
+    assert "docs/y.md:5: <!-- output: b --> names no example above it on this page" in text
+    assert "docs/y.md:13: <!-- output: other --> names no example above it on this page" in text
     assert "unknown word 'unknownword'" in text
     assert len(more_problems) == 4, more_problems
     names = check_names({"docs/x.md": examples, "docs/y.md": more, "README.md": [Example("good", "README.md", 1, "")]})
