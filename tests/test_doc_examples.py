@@ -257,8 +257,11 @@ def check_names(pages):
 # --- running -------------------------------------------------------------------------------
 
 class Result(object):
-    def __init__(self, example):
+    """What running one example found: ``failures`` (empty: it passed), its output, its time."""
+
+    def __init__(self, example, code=None):
         self.example = example
+        self.code = example.code if code is None else code  # as run: the ports rewritten
         self.failures = []
         self.stdout = self.stderr = ""
         self.seconds = 0.0
@@ -268,8 +271,9 @@ class Result(object):
 
     def report(self):
         e = self.example
-        out = ["%s (%s) failed:" % (e.name, e.where())] + ["  " + f for f in self.failures]
-        out += ["--- the program as run ---", self.code if hasattr(self, "code") else e.code,
+        out = ["%s (%s) failed after %.1f s:" % (e.name, e.where(), self.seconds)]
+        out += ["  " + f for f in self.failures]
+        out += ["--- the program as run ---", self.code,
                 "--- its stdout ---", self.stdout, "--- its stderr ---", self.stderr]
         return "\n".join(out)
 
@@ -445,8 +449,7 @@ def _without_interrupt(err, server):
 
 
 def run_to_end(example, code, workdir, ports):
-    result = Result(example)
-    result.code = code
+    result = Result(example, code)
     program = Program(example, code, workdir)
     try:
         code_ = program.proc.wait(example.timeout)
@@ -483,8 +486,8 @@ def run_page(examples, ports, workdir):
 
 def run_server(server, clients, ports, workdir):
     results = collections.OrderedDict()
-    result = results[server.name] = Result(server)
-    code = result.code = rewrite(server.code, ports)
+    code = rewrite(server.code, ports)
+    result = results[server.name] = Result(server, code)
     wanted = sorted(set(ports[n] for n in PORT_RE.findall(server.code)))
     program = Program(server, code, workdir)
     try:
@@ -502,7 +505,7 @@ def run_server(server, clients, ports, workdir):
                 result.fail("it ended (exit status %s) before it listened" % program.proc.returncode)
         else:
             for client in clients:
-                r = results[client.name] = run_to_end(client, rewrite(client.code, ports), workdir, ports)
+                results[client.name] = run_to_end(client, rewrite(client.code, ports), workdir, ports)
                 if program.proc.poll() is not None:
                     result.fail("it ended (exit status %s) while %s ran" % (program.proc.returncode, client.name))
                     break

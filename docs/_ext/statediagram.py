@@ -205,13 +205,12 @@ def layout(edges):
     for n in order:
         n.x -= left - MARGIN
     # y: each row as high as its highest node
-    y, tops = MARGIN, []
+    y = MARGIN
     for row in rows:
         height = max(n.h for n in row) if any(n.h for n in row) else 0
         for n in row:
             n.y = y + (height - n.h) / 2.0
             n.cy = y + height / 2.0
-        tops.append((y, height))
         y += height + LAYER_GAP
     width = max(n.x + n.space for n in order) + MARGIN
     return nodes, order, paths, back, width, y - LAYER_GAP + MARGIN
@@ -272,7 +271,7 @@ def _fit(wanted, widths):
     return [f + o for f, o in zip(fitted, offsets)]
 
 
-def _ports(box, others, position):
+def _ports(box, others):
     """x where each of ``others`` meets ``box`` (one side), spread over the box's middle, in their order."""
     others = sorted(set(others), key=lambda m: m.port)
     if len(others) < 2 or box.kind != "state":
@@ -314,9 +313,9 @@ def render(text, name="diagram", title=None):
             elif n.kind == "bend":
                 points.append((n.port, n.cy))
             elif k == 0:
-                points.append((_ports(n, n.out, "bottom")[path[1]], n.y + n.h))  # leaves a box at its bottom
+                points.append((_ports(n, n.out)[path[1]], n.y + n.h))  # leaves a box at its bottom
             else:
-                points.append((_ports(n, n.into, "top")[path[k - 1]], n.y))  # enters at its top
+                points.append((_ports(n, n.into)[path[k - 1]], n.y))  # enters at its top
         marker = 'marker-start' if i in back else 'marker-end'
         dash = ' stroke-dasharray="5 3"' if i in back else ""
         out.append('<path d="%s" %s="url(#%s-arrow)"%s/>' % (_curve(points), marker, ident, dash))
