@@ -17,6 +17,7 @@ release = version = tcpcom.__version__
 extensions = [
     "myst_parser",
     "sphinx.ext.autodoc",
+    "statediagram",        # docs/_ext: the state diagrams of docs/diagrams, drawn as SVG
 ]
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 root_doc = "index"

@@ -1,11 +1,14 @@
 # -*- coding: utf-8 -*-
-"""The statements of the README's "TigerJython / Jython" section about HTTP hold.
+"""The statements of the documentation's "TigerJython / Jython" section about HTTP hold.
 
-Runs under Jython 2.7 (where the statements are about) and CPython 3.  The
-first test reads the section itself, so that the README and these tests
-cannot drift apart silently: if the section stops making a statement (or
-says again that Jython has no HTTP server), it fails and this file is to be
-brought in line.  Each other test checks one of the statements.
+The section was the README's; it lives in docs/en/tigerjython.md now (the
+README became a landing page), and this test reads it wherever it is
+(SECTION_FILES, the first file that has the heading).  Runs under Jython 2.7
+(where the statements are about) and CPython 3.  The first test reads the
+section itself, so that the page and these tests cannot drift apart
+silently: if the section stops making a statement (or says again that
+Jython has no HTTP server), it fails and this file is to be brought in line.
+Each other test checks one of the statements.
 """
 from __future__ import absolute_import, print_function
 
@@ -32,13 +35,41 @@ except ImportError:
 STARTUP = 120.0
 
 
+#: where the section may be, in this order (the English page is where it moved to)
+SECTION_FILES = ("docs/en/tigerjython.md", "README.md")
+HEADING = u"TigerJython / Jython"
+
+
 def jython_section():
-    """The README's "TigerJython / Jython" section, its whitespace (line breaks) made single spaces."""
-    with io.open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
-        text = f.read()
-    start = text.index(u"\n## TigerJython / Jython")
-    end = text.index(u"\n## ", start + 1)
-    return u" ".join(text[start:end].split())
+    """The "TigerJython / Jython" section (with its subsections), its whitespace made single spaces.
+
+    The section ends at the next heading of its level or higher, outside code fences (a ``#``
+    comment in a fence is no heading)."""
+    for name in SECTION_FILES:
+        path = os.path.join(ROOT, *name.split("/"))
+        if not os.path.isfile(path):
+            continue
+        with io.open(path, encoding="utf-8") as f:
+            lines = f.read().split(u"\n")
+        level, taken, fence = None, [], None
+        for line in lines:
+            stripped = line.strip()
+            if fence is not None:
+                if stripped.startswith(fence):
+                    fence = None
+            elif stripped.startswith(u"```") or stripped.startswith(u"~~~"):
+                fence = stripped[:3]
+            elif line.startswith(u"#"):
+                hashes = len(line) - len(line.lstrip(u"#"))
+                if level is None and line[hashes:].strip() == HEADING:
+                    level = hashes
+                elif level is not None and hashes <= level:
+                    break
+            if level is not None:
+                taken.append(line)
+        if level is not None:
+            return u" ".join(u"\n".join(taken).split())
+    raise AssertionError("no '%s' heading in %s" % (HEADING, ", ".join(SECTION_FILES)))
 
 
 def handler(clientIP, filename, params):
