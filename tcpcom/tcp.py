@@ -149,8 +149,11 @@ class TCPServer(Face):
 
     Closing
         ``disconnect()`` and ``terminate()`` are graceful: what
-        ``sendMessage`` was given before reaches the client.  After either
-        call no ``MESSAGE`` of that connection is delivered any more.
+        ``sendMessage`` was given before reaches the client, also while the
+        client is still sending (the connection reads and discards until
+        the client has closed too, for a bounded time; nobody waits for
+        that).  After either call no ``MESSAGE`` of that connection is
+        delivered any more, not even one that came in the same packet.
 
     Program lifetime
         The server keeps the program running, also after the script's last
@@ -419,7 +422,10 @@ class TCPClient(Face):
 
     Closing
         ``disconnect()`` is graceful: what ``sendMessage`` was given before
-        reaches the server.  After it no ``MESSAGE`` is delivered any more.
+        reaches the server, also while the server is still sending (the
+        connection reads and discards until the server has closed too, for
+        a bounded time; nobody waits for that).  After it no ``MESSAGE`` is
+        delivered any more.
 
     Program lifetime
         A connected client keeps the program running until it is
