@@ -231,7 +231,7 @@ class HTTPServer(Face):
 
     @staticmethod
     def getVersion():
-        """This library's version (``tcpcom.__version__``); TigerJython's built-in tcpcom reports its own."""
+        """This library's version, ``tcpcom.__version__`` (TigerJython's own tcpcom says another)."""
         return __version__
 
 
@@ -316,7 +316,7 @@ class HTTPClient(object):
     waits as long as the server takes.
     """
 
-    #: seconds a whole request may take (None or ``<= 0``: no limit); set ``HTTPClient.timeout = 30``
+    #: seconds a whole request may take (None or ``<= 0``: no limit), e.g. ``HTTPClient.timeout = 30``
     timeout = 10.0
 
     @staticmethod
@@ -357,7 +357,7 @@ class HTTPClient(object):
 
     @staticmethod
     def extractJSON(response):
-        """The first ``{...}`` JSON object in ``response`` (text), parsed to a dict; None if there is none.
+        """The first ``{...}`` JSON object in ``response`` (text), parsed; None if there is none.
 
         Text around the object is skipped (``'x {"a": 1} y'`` gives
         ``{"a": 1}``).

@@ -338,7 +338,7 @@ class TCPServer(Face):
 
     @staticmethod
     def getVersion():
-        """This library's version (``tcpcom.__version__``); TigerJython's built-in tcpcom reports its own."""
+        """This library's version, ``tcpcom.__version__`` (TigerJython's own tcpcom says another)."""
         return __version__
 
     @staticmethod
@@ -672,7 +672,7 @@ class TCPClient(Face):
 
     @staticmethod
     def getVersion():
-        """This library's version (``tcpcom.__version__``); TigerJython's built-in tcpcom reports its own."""
+        """This library's version, ``tcpcom.__version__`` (TigerJython's own tcpcom says another)."""
         return __version__
 
 
