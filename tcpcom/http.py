@@ -3,8 +3,9 @@
 ``HTTPServer(requestHandler, serverName="PYSERVER", port=80, isVerbose=False)``
 serves at once; ``requestHandler(clientIP, filename, params)`` returns the
 page (``text``, or ``(text, stateHandler)``).  The server is the engine's
-:class:`tcpcom.httpserver.HTTPListener`; this module only translates.
-``HTTPClient`` has static helpers on top of the standard library's urllib.
+``tcpcom.httpserver.HTTPListener``; this module only translates.
+``HTTPClient`` has static helpers on top of the standard library's urllib;
+they raise ``HTTPClientError`` when a server cannot be reached.
 """
 from __future__ import absolute_import, print_function
 
@@ -49,27 +50,74 @@ SERVED_METHODS = ("GET", "HEAD", "POST")
 class HTTPServer(Face):
     """A web server for classroom pages (TigerJython tcpcom).
 
-    ``HTTPServer(requestHandler, serverName="PYSERVER", port=80, isVerbose=False)``
-    starts serving at once.  For each GET, HEAD or POST request it calls
-    ``requestHandler(clientIP, filename, params)``: ``filename`` is the path
-    with its leading ``/`` and without the query (percent-decoded),
-    ``params`` a tuple of ``(key, value)`` string pairs from the query
-    string followed by the fields of a form-encoded POST body.  The handler
-    returns the page as text, or ``(text, stateHandler)`` where
-    ``stateHandler`` (None or a function without arguments) is called right
-    after the response was sent.  It may also return a dict or list (sent as
-    JSON), ``(code, text)`` or ``(code, text, contentType)``.
+    ``HTTPServer(requestHandler, serverName="PYSERVER", port=80,
+    isVerbose=False)`` starts serving at once; the constructor returns
+    immediately.  Ports below 1024 need administrator rights on most
+    systems: use e.g. ``port=8080`` (0 lets the system choose, see
+    ``getPort()``).  ``serverName`` is sent as the ``Server`` header.
 
-    Several clients are served at once; handler calls run one at a time
-    (``serialize=False`` lets them run concurrently).  Other methods get 405
-    with ``Allow: GET, HEAD, POST``.  Extensions: ``host`` (e.g.
-    '127.0.0.1'), port 0 (see ``getPort()``), ``serialize``,
-    ``requestTimeout`` (10 s), ``keepAliveTimeout`` (5 s), ``maxBody``
-    (1 MiB), ``maxRequestLine`` (8 KiB), ``maxHeaderBytes`` (64 KiB),
-    ``maxConnections`` (256), ``dispatcher``.
+    For each GET, HEAD or POST request it calls
+    ``requestHandler(clientIP, filename, params)``:
 
-    A port that is taken raises :class:`tcpcom.engine.PortInUseError`; a port
-    below 1024 without administrator rights raises ``socket.error`` saying so.
+    - ``clientIP``: the client's IP address (``"192.168.1.20"``);
+    - ``filename``: the path with its leading ``/``, without the query,
+      percent-decoded (``/my%20page`` gives ``/my page``).  It is only
+      text: nothing serves files;
+    - ``params``: a tuple of ``(key, value)`` strings: the query string's
+      fields (percent-decoded, ``+`` is a space), followed by the fields of
+      a form-encoded POST body.
+
+    What the handler returns is the response:
+
+    =============================  ==================================
+    return                         response
+    =============================  ==================================
+    text                           200, ``text/html``, UTF-8
+    ``(text, stateHandler)``       the same; ``stateHandler()`` (or
+                                   None) is called right after the
+                                   page was sent, e.g. to switch a pin
+    a dict or list                 200, JSON
+    ``(code, text)``               that status
+    ``(code, text, contentType)``  that status and type
+    =============================  ==================================
+
+    For HEAD the body is left out.  Other methods get 405 (501 for a method
+    nobody knows) with ``Allow: GET, HEAD, POST``.  A handler that raises
+    gets 500 and is logged with its traceback (logger ``tcpcom.http``);
+    one that returns None sends an empty page (with a warning); the server
+    goes on.
+
+    Callbacks
+        Many clients are served at once, each connection by its own
+        thread, and the handler runs on that thread -- but its calls run
+        one at a time, so a handler may keep global state without locks
+        (``serialize=False`` lets them run concurrently).  ``stateHandler``
+        runs the same way.
+
+    Program lifetime
+        The server keeps the program running, also after the script's last
+        line, until ``terminate()``; one Ctrl-C ends the script and frees
+        the port.
+
+    Errors
+        A port that is taken raises ``tcpcom.engine.PortInUseError`` (a
+        ``socket.error``, ``OSError``): "port 8080 is already in use: stop
+        the other program or choose another port"; a port below 1024
+        without administrator rights raises ``socket.error`` saying so.  A
+        wrong argument raises ``TypeError`` or ``ValueError``.
+
+    Limits (more keyword arguments)
+        ``requestTimeout`` (10 s: a request not complete by then gets 408),
+        ``keepAliveTimeout`` (5 s: an idle connection between requests is
+        closed), ``maxBody`` (1 MiB: 413), ``maxRequestLine`` (8 KiB: 414),
+        ``maxHeaderBytes`` (64 KiB: 431), ``maxConnections`` (256: more are
+        accepted and closed at once).  A limit that is hit answers with its
+        status and closes that connection; everyone else is still served.
+
+    More keyword arguments
+        ``host=""``: all interfaces, IPv4 and IPv6 (``"127.0.0.1"``: this
+        machine only); ``serialize`` (True); ``dispatcher``.
+        ``isVerbose=True`` also prints the server's log lines.
     """
 
     _log = logging.getLogger("tcpcom.http")
@@ -144,7 +192,11 @@ class HTTPServer(Face):
     # the TigerJython API
 
     def getClientIP(self):
-        """The IP address of the client whose request is handled (or was handled last)."""
+        """The IP address of the client whose request is being handled (or was handled last).
+
+        Inside ``requestHandler`` it is that request's client, also when
+        several are served at once; None before the first request.
+        """
         return getattr(self._local, "ip", None) or self._clientIP
 
     def getPort(self):
@@ -152,10 +204,11 @@ class HTTPServer(Face):
         return self.port
 
     def terminate(self):
-        """Stop serving; the port is free when this returns.  Safe twice.
+        """Stop serving; the port is free when this returns.  Safe to call twice.
 
-        From inside the request handler the server stops right after that
-        request's response has been sent.
+        From inside the request handler (or ``stateHandler``) it returns at
+        once, and the server stops right after that request's response has
+        been sent.
         """
         if not self._terminated:
             self._debug("terminating")
@@ -178,11 +231,17 @@ class HTTPServer(Face):
 
     @staticmethod
     def getVersion():
+        """This library's version, ``tcpcom.__version__`` (TigerJython's own tcpcom says another)."""
         return __version__
 
 
 class HTTPClientError(IOError):
-    """The server could not be reached (no answer, name not found, refused, timeout)."""
+    """The server could not be reached (no answer, name not found, refused, timeout).
+
+    Raised by ``HTTPClient``'s requests; an ``IOError`` (``OSError`` on
+    Python 3), whose text says which URL and why.  An error status (404,
+    500) is not an error here: its page is returned.
+    """
 
 
 def _utf8(value):
@@ -236,22 +295,37 @@ def _decode_body(data, headers):
 class HTTPClient(object):
     """Static helpers for HTTP requests (TigerJython tcpcom).
 
-    ``data`` is a dict (sent form-encoded, UTF-8) or a string (sent as it
-    is).  Each returns the response body as text, also for an error status
-    (the error page's body, as the original does).  A server that cannot be
-    reached raises :class:`HTTPClientError`.
+    ``HTTPClient.getRequest(url, data=None)``, ``postRequest``,
+    ``deleteRequest`` and ``extractJSON``; no object is made.
+
+    ``url``: ``http://`` may be left out; non-ASCII characters and spaces
+    are escaped; a ``#fragment`` is never sent.  ``data``: a dict or a list
+    of ``(name, value)`` pairs (sent form-encoded, UTF-8), or a string
+    (sent as it is).
+
+    Each request returns the response body as text, decoded with the
+    charset the server declares (else UTF-8) -- also for an error status
+    (404, 500: the error page's body, as the original does).  A server that
+    cannot be reached (refused, unknown name, hung up before the whole
+    answer, too slow) raises ``HTTPClientError`` with the reason.  Each
+    call blocks until the answer is complete or the timeout has passed.
 
     ``HTTPClient.timeout`` (10 s) bounds each request as a whole, from the
     name lookup to the last byte of the answer: a request that has not
-    finished by then raises :class:`HTTPClientError`.  ``None`` (or ``<= 0``)
+    finished by then raises ``HTTPClientError``.  ``None`` (or ``<= 0``)
     waits as long as the server takes.
     """
 
+    #: seconds a whole request may take (None or ``<= 0``: no limit), e.g. ``HTTPClient.timeout = 30``
     timeout = 10.0
 
     @staticmethod
     def getRequest(url, data=None):
-        """GET ``url``; ``data`` is appended as the query string (before a ``#fragment``)."""
+        """GET ``url``; ``data`` (a dict, pairs or a string) is appended as the query string.
+
+        Returns the response body as text; raises ``HTTPClientError`` when
+        the server cannot be reached.
+        """
         query = _form_encode(data)
         url = _fix_url(url)
         if query:
@@ -262,19 +336,32 @@ class HTTPClient(object):
 
     @staticmethod
     def postRequest(url, data=None):
-        """POST ``data`` (form-encoded if a dict) to ``url``."""
+        """POST ``data`` to ``url`` as the body (``application/x-www-form-urlencoded``).
+
+        ``data``: a dict or pairs (form-encoded, UTF-8) or a string (as it
+        is).  Returns the response body as text; raises ``HTTPClientError``
+        when the server cannot be reached.
+        """
         body = _form_encode(data)
         return HTTPClient._send("POST", _fix_url(url), _utf8(body) if body is not None else b"")
 
     @staticmethod
     def deleteRequest(url, data=""):
-        """DELETE ``url``, with ``data`` as the body if not empty."""
+        """DELETE ``url``, with ``data`` as the body if not empty.
+
+        Returns the response body as text; raises ``HTTPClientError`` when
+        the server cannot be reached.
+        """
         body = _form_encode(data)
         return HTTPClient._send("DELETE", _fix_url(url), _utf8(body) if body else None)
 
     @staticmethod
     def extractJSON(response):
-        """The first ``{...}`` object in ``response`` (text) parsed, or None."""
+        """The first ``{...}`` JSON object in ``response`` (text), parsed; None if there is none.
+
+        Text around the object is skipped (``'x {"a": 1} y'`` gives
+        ``{"a": 1}``).
+        """
         if response is None:
             return None
         if isinstance(response, binary_type) and not isinstance(response, text_type):

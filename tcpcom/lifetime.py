@@ -60,7 +60,13 @@ def register(obj):
 
 
 def close_all():
-    """Terminate every TCPServer/HTTPServer and disconnect every TCPClient of this program."""
+    """Terminate every TCPServer/HTTPServer and disconnect every TCPClient of this program.
+
+    Each is closed as by its own ``terminate()`` or ``disconnect()`` (so its
+    last event is delivered); one that fails does not keep the others open.
+    The program does this by itself on Ctrl-C and when it ends.  Available
+    as ``tcpcom.tcp.close_all()``.
+    """
     for obj in list(_live):
         try:
             obj._close()

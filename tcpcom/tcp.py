@@ -1,8 +1,12 @@
 """The TigerJython face: ``TCPServer`` and ``TCPClient``.
 
 Same names, arguments and states as TigerJython's tcpcom, written on the
-engine (:mod:`tcpcom.engine`): a message is the text as UTF-8 followed by one
+engine (``tcpcom.engine``): a message is the text as UTF-8 followed by one
 ``\\0`` byte on the wire, so both sides interoperate with the original.
+
+Also here: ``getIPAddress()`` (this machine's IPv4 address) and
+``close_all()``, which terminates every server and disconnects every client
+of the program at once.
 """
 from __future__ import absolute_import, print_function
 
@@ -89,26 +93,98 @@ def getIPAddress():
 class TCPServer(Face):
     """A TCP server for one client at a time (TigerJython tcpcom).
 
-    ``TCPServer(port, stateChanged, isVerbose=False)``; the third positional
-    argument may also be ``endOfBlock``, the message delimiter.  Listening
-    starts at once; ``stateChanged(state, msg)`` is called with:
+    ``TCPServer(port, stateChanged, isVerbose=False)`` starts listening at
+    once; the constructor returns immediately.  ``port``: 0 to 65535 (0 lets
+    the system choose, see ``getPort()``).  ``stateChanged(state, msg)``: the
+    function called for every event (None: no events).  The third positional
+    argument may also be ``endOfBlock``, the message delimiter
+    (``TCPServer(5000, onStateChanged, "\\n")``); a bool there means
+    ``isVerbose``.
 
-    - ``PORT_IN_USE`` (msg: the port) -- the port is taken; the server is terminated;
-    - ``LISTENING`` (msg: the port) -- waiting for a client, again after each client left;
-    - ``CONNECTED`` (msg: the client's IP address);
-    - ``MESSAGE`` (msg: the text received);
-    - ``TERMINATED`` (msg: "") -- after ``terminate()``.
+    ``state`` is one of these class constants, each a string equal to its
+    name (``TCPServer.LISTENING == "LISTENING"``); ``msg`` is a string:
 
-    A second client while one is connected is accepted and closed at once
-    (its TCPClient reports ``SERVER_OCCUPIED``).  Extensions: ``host``
-    (e.g. '127.0.0.1' to accept only local clients), ``maxMessageSize``,
-    ``dispatcher``; port 0 lets the system choose, see ``getPort()``.
+    ================  ==================  ==================================
+    state             msg                 when
+    ================  ==================  ==================================
+    ``PORT_IN_USE``   the port            the port is taken: the server is
+                                          terminated (no ``TERMINATED``)
+    ``LISTENING``     the port            listening; again each time the
+                                          client went away
+    ``CONNECTED``     the client's IP     a client connected
+    ``MESSAGE``       the text            a message arrived
+    ``TERMINATED``    ``""``              after ``terminate()``; the last
+                                          event
+    ================  ==================  ==================================
+
+    One client at a time
+        A second client while one is connected is accepted and closed at
+        once; its ``TCPClient`` reports ``SERVER_OCCUPIED``.  A client that
+        has just hung up makes room at once, even before its ``LISTENING``.
+
+    Callbacks
+        The calls of one server never overlap and come in the order of the
+        events.  They run on the engine's threads (the connection's reader
+        thread, a shared worker) or on the thread whose call caused the
+        event (``disconnect()``'s ``LISTENING``, ``terminate()``'s
+        ``TERMINATED``); with ``dispatcher=EventPump()`` all on the thread
+        that calls ``pump()``.  ``sendMessage``, ``disconnect``
+        and ``terminate`` may be called from a callback.  A callback that
+        raises is logged with its traceback (logger ``tcpcom.server``) and
+        the server goes on.
+
+    Events that come early
+        ``LISTENING`` (and a quick client's ``CONNECTED`` and ``MESSAGE``)
+        may be delivered before ``server = TCPServer(...)`` has been
+        assigned.  A callback that uses ``server`` for such events should
+        first wait for a ``threading.Event`` set after the assignment.
+
+    Messages
+        On the wire a message is its text as UTF-8 followed by one ``\\0``
+        byte, as with the original tcpcom.  A message split across reads, or
+        several in one read, are each delivered once, in order, without the
+        delimiter.  Bytes that are not UTF-8 arrive with ``surrogateescape``
+        (``msg.encode("utf-8", "surrogateescape")`` gives them back; on
+        Jython they become U+FFFD).
+
+    Closing
+        ``disconnect()`` and ``terminate()`` are graceful: what
+        ``sendMessage`` was given before reaches the client, also while the
+        client is still sending (the connection reads and discards until
+        the client has closed too, for a bounded time; nobody waits for
+        that).  After either call no ``MESSAGE`` of that connection is
+        delivered any more, not even one that came in the same packet.
+
+    Program lifetime
+        The server keeps the program running, also after the script's last
+        line, until ``terminate()``.  One Ctrl-C ends the script: every
+        server and client is terminated and the port is free.  In an
+        interactive session leaving the interpreter terminates it.
+
+    Errors
+        A wrong argument raises ``TypeError`` or ``ValueError`` saying what
+        is wrong.  A port that is taken is the ``PORT_IN_USE`` event, not an
+        exception; a ``host`` this machine does not have raises
+        ``socket.error`` (``OSError``).
+
+    More keyword arguments
+        ``host=""``: all interfaces, IPv4 and IPv6 clients where the system
+        has IPv6 (``"127.0.0.1"``: this machine only; ``"0.0.0.0"``: IPv4
+        only).  ``maxMessageSize`` (16 MiB): a longer message closes that
+        connection with a logged error.  ``dispatcher``: where callbacks
+        run, e.g. an ``EventPump``.  ``isVerbose=True`` also prints the
+        server's log lines in the classic ``TCPServer-> ...`` style.
     """
 
+    #: state: the port is taken (msg: the port); the server is terminated
     PORT_IN_USE = "PORT_IN_USE"
+    #: state: a client connected (msg: its IP address, e.g. ``"192.168.1.20"`` or ``"::1"``)
     CONNECTED = "CONNECTED"
+    #: state: listening for a client (msg: the port); again each time the client went away
     LISTENING = "LISTENING"
+    #: state: ``terminate()`` closed the server (msg: ``""``); its last event
     TERMINATED = "TERMINATED"
+    #: state: a message arrived (msg: its text, without the delimiter)
     MESSAGE = "MESSAGE"
     _log = logging.getLogger("tcpcom.server")
 
@@ -174,7 +250,14 @@ class TCPServer(Face):
     # the TigerJython API
 
     def sendMessage(self, msg):
-        """Send ``msg`` (text, or bytes) to the connected client; nothing if none is connected."""
+        """Send ``msg`` to the connected client.
+
+        ``msg``: text (sent as UTF-8, followed by the delimiter) or bytes
+        (sent as they are).  Returns None.  With no client connected nothing
+        is sent and a warning is logged.  ``None`` or another type (an int)
+        raises ``TypeError``.  Any thread may call it, also a callback;
+        concurrent calls never interleave their bytes.
+        """
         if msg is None:
             raise TypeError("sendMessage(None): pass the text to send")
         conn = self._current()
@@ -187,7 +270,12 @@ class TCPServer(Face):
             self._log.warning("sendMessage(%s) failed: %s", excerpt(msg), e)
 
     def disconnect(self):
-        """Close the connection to the client; the server goes on LISTENING."""
+        """Close the connection to the client; the server goes on listening.
+
+        ``LISTENING`` follows; no ``MESSAGE`` of that connection is delivered
+        after this call.  What ``sendMessage`` was given before still reaches
+        the client.  Returns at once; nothing happens without a client.
+        """
         conn = self._current()
         if conn is not None:
             self._debug("disconnecting %s", conn.remote_address)
@@ -196,7 +284,11 @@ class TCPServer(Face):
     def terminate(self):
         """Close the connection and stop listening; the port is free when this returns.
 
-        Safe to call twice, at any time, from any thread or callback.
+        ``TERMINATED`` is delivered before it returns (called from one of
+        this server's callbacks: right after that callback), and it is the
+        server's last event.  Safe to call twice, at any time (also before
+        ``LISTENING`` came, or after ``PORT_IN_USE``), from any thread or
+        callback.
         """
         if self._listener is None:
             self._terminated = True
@@ -214,11 +306,16 @@ class TCPServer(Face):
         return self._current() is not None
 
     def isTerminated(self):
-        """True after ``terminate()`` or when the port was in use."""
+        """True after ``terminate()``, or when the port was in use (``PORT_IN_USE``)."""
         return self._terminated
 
     def setTimeout(self, timeout):
-        """Disconnect a client that sends nothing for ``timeout`` s (``<= 0``: never)."""
+        """Disconnect a client that sends nothing for ``timeout`` seconds.
+
+        Counts for the client connected now and for later ones; the server
+        then says ``LISTENING`` again.  ``timeout <= 0`` or None: never (the
+        default).
+        """
         self._timeout = timeout if timeout and timeout > 0 else None
         if self._listener is not None:
             self._listener.options["read_timeout"] = self._timeout
@@ -231,7 +328,12 @@ class TCPServer(Face):
         return self.port
 
     def loopForever(self):
-        """Block until Ctrl-C (or until the server is terminated), then terminate."""
+        """Block until Ctrl-C (or until the server is terminated elsewhere), then terminate.
+
+        For a script whose last line is the server: it waits there, and
+        Ctrl-C ends it cleanly.  (On Jython Ctrl-C ends the JVM at once; the
+        system frees the port.)
+        """
         try:
             while not self._terminated:
                 threading.Event().wait(0.5)
@@ -241,10 +343,12 @@ class TCPServer(Face):
 
     @staticmethod
     def getVersion():
+        """This library's version, ``tcpcom.__version__`` (TigerJython's own tcpcom says another)."""
         return __version__
 
     @staticmethod
     def getIPAddress():
+        """This machine's IPv4 address on the local network (``"127.0.0.1"`` if it has none)."""
         return getIPAddress()
 
 
@@ -275,63 +379,112 @@ class _ServerSide(object):
 class TCPClient(Face):
     """A TCP client (TigerJython tcpcom).
 
-    ``TCPClient(ipAddress, port, stateChanged, isVerbose=False)``; nothing
-    happens until ``connect()``.  ``stateChanged(state, msg)`` is called with
-    ``CONNECTING``, ``CONNECTION_FAILED``, ``CONNECTED``, ``SERVER_OCCUPIED``
-    (msg: "ip:port" for these four), ``DISCONNECTED`` (msg: "") and
-    ``MESSAGE`` (msg: the text received).
+    ``TCPClient(ipAddress, port, stateChanged, isVerbose=False)``: nothing
+    happens until ``connect()``.  ``ipAddress``: a name or an address
+    (``"localhost"``, ``"192.168.1.20"``); ``port``: 1 to 65535;
+    ``stateChanged(state, msg)``: the function called for every event
+    (None: no events).
 
-    An occupied one-client server (tcpcom's or the original's) accepts a
-    second client and hangs up on it: that hang-up is its only answer, and
-    it can come late (the original on Jython: 1-65 ms after the handshake;
-    a server whose accept thread is inside a slow CONNECTED callback: when
-    the callback returns).  Two lines of defence, in this order of events:
+    ``state`` is one of these class constants, each a string equal to its
+    name (``TCPClient.CONNECTED == "CONNECTED"``); ``msg`` is a string:
 
-    1. ``connect()`` watches the fresh connection for the occupied wait
-       (``getOccupiedWait``: at least 80 ms).  A hang-up within it:
-       ``CONNECTING``, ``SERVER_OCCUPIED``; ``connect()`` returns False.
-    2. Otherwise ``CONNECTED`` and ``connect()`` returns True.  If the
-       server then hangs up without having sent a single byte within
-       ``OCCUPIED_GRACE`` (2 s, the window in which the original client
-       watched) of ``connect()`` returning: ``SERVER_OCCUPIED``, then
-       ``DISCONNECTED``; ``isConnected()`` is False from ``SERVER_OCCUPIED``
-       on.  A hang-up after the window, after a message from the server,
-       or after ``disconnect()`` is a plain ``DISCONNECTED``.
+    =====================  ============  ================================
+    state                  msg           when
+    =====================  ============  ================================
+    ``CONNECTING``         "ip:port"     ``connect()`` begins
+    ``CONNECTION_FAILED``  "ip:port"     nobody listens, name not found,
+                                         timeout
+    ``CONNECTED``          "ip:port"     connected
+    ``SERVER_OCCUPIED``    "ip:port"     the server hung up without a
+                                         word: it has a client already
+    ``DISCONNECTED``       ``""``        the connection ended
+    ``MESSAGE``            the text      a message arrived
+    =====================  ============  ================================
 
-    Every ``CONNECTED`` is followed by exactly one ``DISCONNECTED``, the last
-    event of that connection.  A server that accepts and closes without a
-    word within 2 s is, by the same rule, reported occupied -- as the
-    original client reports it.
+    Order of events
+        ``connect()``: ``CONNECTING``, then ``CONNECTION_FAILED``,
+        ``SERVER_OCCUPIED`` or ``CONNECTED``.  Every ``CONNECTED`` is
+        followed by exactly one ``DISCONNECTED``, the last event of that
+        connection -- after ``disconnect()``, after the server hung up, and
+        after a late ``SERVER_OCCUPIED`` (see ``connect()``).
 
-    Extensions: ``occupiedWait`` -- seconds ``connect()`` watches a fresh
-    connection for the hang-up of an occupied server (default: see
-    ``getOccupiedWait``); ``endOfBlock``, ``maxMessageSize``, ``dispatcher``;
-    ``autoReconnect`` -- seconds: once connected, a lost connection (the
-    server was restarted, the network dropped) is dialled again by itself,
-    first after that delay, then less and less often (at most every 30 s);
-    the client goes through ``CONNECTING`` and ``CONNECTED`` again (an
-    occupied server is tried again later); ``disconnect()`` stops it.  While
-    it is away, ``sendMessage`` sends nothing (a warning) and returns None.
-    ``None`` (the default): a lost connection stays lost, as in the original.
+    Callbacks
+        The calls of one client never overlap and come in the order of the
+        events.  ``connect()`` normally delivers its events on the calling
+        thread before it returns, and ``disconnect()`` its ``DISCONNECTED``;
+        what arrives runs on the connection's reader thread.  With
+        ``dispatcher=EventPump()`` all run on the thread that calls
+        ``pump()``.  Blocking calls (``connect``, ``sendMessage`` with a
+        ``responseTime``, ``disconnect``) may be made from a callback.  A
+        callback that raises is logged with its traceback (logger
+        ``tcpcom.client``) and the client goes on.
+
+    Messages
+        On the wire a message is its text as UTF-8 followed by one ``\\0``
+        byte, as with the original tcpcom; it is delivered once, in order,
+        without the delimiter, however the bytes were split.  Bytes that
+        are not UTF-8 arrive with ``surrogateescape`` (U+FFFD on Jython).
+
+    Closing
+        ``disconnect()`` is graceful: what ``sendMessage`` was given before
+        reaches the server, also while the server is still sending (the
+        connection reads and discards until the server has closed too, for
+        a bounded time; nobody waits for that).  After it no ``MESSAGE`` is
+        delivered any more.
+
+    Program lifetime
+        A connected client keeps the program running until it is
+        disconnected.  One Ctrl-C ends the script and disconnects it.
+
+    Errors
+        A wrong argument raises ``TypeError`` or ``ValueError`` saying what
+        is wrong.  A connection that cannot be made is an event
+        (``CONNECTION_FAILED``, ``SERVER_OCCUPIED``) and ``connect()``
+        returns False; it never raises for that.
+
+    More keyword arguments
+        ``autoReconnect`` (seconds; None, the default: a lost connection
+        stays lost, as in the original): once connected, a lost connection
+        (the server was restarted, the network dropped) is dialled again by
+        itself, first after that delay, then less and less often (at most
+        every 30 s).  Each outage is ``DISCONNECTED``, ``CONNECTING``, then
+        ``CONNECTED`` once it is back; an occupied server is tried again
+        later.  Meanwhile ``sendMessage`` sends nothing (a warning) and
+        ``isConnecting()`` is True; ``disconnect()`` stops it.
+        ``occupiedWait``: seconds ``connect()`` watches a fresh connection
+        for an occupied server's hang-up (see ``getOccupiedWait()``).
+        ``endOfBlock`` (``"\\0"``): the message delimiter.
+        ``maxMessageSize`` (16 MiB): a longer message closes the connection
+        with a logged error.  ``dispatcher``: where callbacks run.
+        ``isVerbose=True`` also prints the client's log lines.
     """
 
+    #: state: ``connect()`` begins, or an ``autoReconnect`` outage (msg: ``"ip:port"``)
     CONNECTING = "CONNECTING"
+    #: state: the server hung up without a word: it has a client (msg: ``"ip:port"``)
     SERVER_OCCUPIED = "SERVER_OCCUPIED"
+    #: state: no connection: nobody listens, name not found, timeout (msg: ``"ip:port"``)
     CONNECTION_FAILED = "CONNECTION_FAILED"
+    #: state: connected (msg: ``"ip:port"``)
     CONNECTED = "CONNECTED"
+    #: state: the connection ended (msg: ``""``); the last event of a connection
     DISCONNECTED = "DISCONNECTED"
+    #: state: a message arrived (msg: its text, without the delimiter)
     MESSAGE = "MESSAGE"
     _log = logging.getLogger("tcpcom.client")
 
-    #: bounds of the automatic occupied wait, and its multiple of the handshake time.  The
-    #: minimum is above the slowest hang-up measured from the original's accept loop on
-    #: Jython (65 ms; median 1-5 ms; docs/PERFORMANCE.md figure 1b) and keeps connect() to
-    #: a free server under 100 ms (median 82 ms)
+    # Bounds of the automatic occupied wait, and its multiple of the handshake time.  The
+    # minimum is above the slowest hang-up measured from the original's accept loop on
+    # Jython (65 ms; median 1-5 ms; docs/PERFORMANCE.md figure 1b) and keeps connect() to
+    # a free server under 100 ms (median 82 ms).
+    #: seconds: the shortest automatic occupied wait of ``connect()`` (see ``getOccupiedWait()``)
     OCCUPIED_WAIT_MIN = 0.08
+    #: seconds: the longest automatic occupied wait of ``connect()``
     OCCUPIED_WAIT_MAX = 2.0
+    #: the automatic occupied wait is this many times the measured handshake time
     OCCUPIED_WAIT_FACTOR = 25
-    #: seconds after connect() returned True in which a hang-up without a byte from the
-    #: server still means SERVER_OCCUPIED (the original client's 2 s watch)
+    #: seconds after ``connect()`` returned True in which a hang-up without a byte from the
+    #: server still means ``SERVER_OCCUPIED`` (the original client's 2 s watch)
     OCCUPIED_GRACE = 2.0
 
     def __init__(self, ipAddress, port, stateChanged, isVerbose=False, endOfBlock=b"\0",
@@ -367,8 +520,31 @@ class TCPClient(Face):
     def connect(self, timeout=0):
         """Connect; True once connected, False after CONNECTION_FAILED or SERVER_OCCUPIED.
 
-        ``timeout`` (s) bounds the TCP handshake; 0 means 10 s.  See the
-        class docstring for how an occupied server is recognised.
+        ``timeout`` (seconds) bounds the TCP handshake; 0 means 10 s.  Blocks
+        until it knows; the events (``CONNECTING``, then ``CONNECTED``,
+        ``CONNECTION_FAILED`` or ``SERVER_OCCUPIED``) normally come before it
+        returns.  Already connected: True at once, no events.  With
+        ``autoReconnect`` the first connection fails as without it.
+
+        How an occupied server is recognised: a one-client server (tcpcom's
+        or the original's) accepts a second client and hangs up on it.
+        That hang-up is its only answer, and it can come late (the original
+        on Jython: 1-65 ms after the handshake; a server busy in a slow
+        ``CONNECTED`` callback: when that returns).  Two lines of defence:
+
+        1. ``connect()`` watches the fresh connection for the occupied wait
+           (``getOccupiedWait()``: at least 80 ms).  A hang-up within it:
+           ``CONNECTING``, ``SERVER_OCCUPIED``, and False.
+        2. Otherwise ``CONNECTED`` and True.  If the server then hangs up
+           within ``OCCUPIED_GRACE`` (2 s, the original client's watch)
+           without having sent a single byte: ``SERVER_OCCUPIED``, then
+           ``DISCONNECTED``; ``isConnected()`` is False from
+           ``SERVER_OCCUPIED`` on.  A hang-up after the 2 s, after a message
+           from the server, or after ``disconnect()`` is a plain
+           ``DISCONNECTED``.
+
+        So a server that accepts and closes without a word within 2 s is
+        reported occupied, as the original client reports it.
         """
         if self.isConnected():
             return True
@@ -423,10 +599,14 @@ class TCPClient(Face):
         """Seconds ``connect()`` watches for an occupied server's hang-up.
 
         ``occupiedWait`` if set, else ``OCCUPIED_WAIT_FACTOR`` (25) times the
-        measured handshake time, kept between ``OCCUPIED_WAIT_MIN`` (80 ms:
-        what a slow accept loop needs on loopback) and ``OCCUPIED_WAIT_MAX``
-        (2 s).  Without an argument: the last wait used.  A hang-up that
-        comes later is still caught within ``OCCUPIED_GRACE`` (see the class).
+        measured handshake time ``handshake`` (seconds), kept between
+        ``OCCUPIED_WAIT_MIN`` (80 ms: what a slow accept loop needs on
+        loopback) and ``OCCUPIED_WAIT_MAX`` (2 s).  Without an argument: the
+        last wait used (None before the first ``connect()``).  A hang-up that
+        comes later is still caught within ``OCCUPIED_GRACE`` (see
+        ``connect()``).  A shorter ``occupiedWait`` (e.g. 0.005) makes
+        ``connect()`` quicker when the server is known not to be a
+        one-client server.
         """
         if handshake is None:
             return self._lastWait
@@ -440,7 +620,14 @@ class TCPClient(Face):
     def sendMessage(self, msg, responseTime=0):
         """Send ``msg``; with ``responseTime > 0`` wait that long for the reply and return it.
 
-        Returns None when not waiting, on timeout, or when not connected.
+        ``msg``: text (sent as UTF-8, followed by the delimiter) or bytes
+        (sent as they are).  With ``responseTime`` (seconds) it returns the
+        server's next message, which is also delivered as a ``MESSAGE``
+        event; this works inside callbacks too.  Returns None when not
+        waiting, when no reply came in time, and when not connected (then
+        nothing is sent and a warning is logged).  ``None`` or another type
+        (an int) raises ``TypeError``.  Concurrent calls never interleave
+        their bytes.
         """
         if msg is None:
             raise TypeError("sendMessage(None): pass the text to send")
@@ -459,7 +646,14 @@ class TCPClient(Face):
         return None
 
     def disconnect(self):
-        """Close the connection; DISCONNECTED follows.  Safe to call twice."""
+        """Close the connection; ``DISCONNECTED`` is delivered before this returns.
+
+        Called from one of this client's callbacks it returns at once and
+        ``DISCONNECTED`` comes right after that callback.  What
+        ``sendMessage`` was given before still reaches the server; no
+        ``MESSAGE`` is delivered after this call.  Stops ``autoReconnect``.
+        Safe to call twice, and when not connected.
+        """
         conn = self._conn
         if conn is not None:
             if conn.is_open:
@@ -477,12 +671,13 @@ class TCPClient(Face):
                                     and not conn.is_done())
 
     def isConnected(self):
-        """True while connected (False after SERVER_OCCUPIED or DISCONNECTED)."""
+        """True while connected (False from ``SERVER_OCCUPIED`` or ``DISCONNECTED`` on)."""
         conn = self._conn
         return conn is not None and conn.is_open
 
     @staticmethod
     def getVersion():
+        """This library's version, ``tcpcom.__version__`` (TigerJython's own tcpcom says another)."""
         return __version__
 
 
