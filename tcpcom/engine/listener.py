@@ -163,6 +163,10 @@ class Listener(object):
         """
         if self.max_connections is None:
             return False
+        if len(self._conns) < self.max_connections:
+            # the open ones are among these: below the limit without building the list (a
+            # snapshot per accept made a burst of n connections cost n * n / 2 steps here)
+            return False
         live = self.connections
         if len(live) < self.max_connections:
             return False
