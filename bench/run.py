@@ -73,13 +73,14 @@ class Server(object):
             return ""
         return self.proc.stdout.readline()
 
-    def stop(self):
+    def stop(self, timeout=30):
+        """Stop the server; ``timeout``: how long its stats may take (10,000 threads: long)."""
         try:
             self.proc.stdin.write("STOP\n")
             self.proc.stdin.close()
         except (OSError, ValueError):
             pass
-        line = self._readline(30)
+        line = self._readline(timeout)
         try:
             self.stats = json.loads(line) if line.strip() else {}
         except ValueError:
@@ -387,6 +388,7 @@ def fig_concurrency(P, R):
                 "rss_mib": med([st.get("hwm_kb", 0) / 1024.0 for st in stats[label]]),
                 "threads": max(st.get("threads_peak", 0) for st in stats[label]),
                 "server_cpu_s": med([st.get("cpu_s", 0) for st in stats[label]]),
+                "fail_kinds": merged_kinds(ok),
                 "errors": [r["error"] for r in runs[label] if "error" in r]}
         a = rows[kinds[0][0]]
         for label, sk in kinds:
@@ -400,6 +402,20 @@ def fig_concurrency(P, R):
                   fmt(ratio(r["rss_mib"], a["rss_mib"]), ".2f") if ours else "")
             R.setdefault("concurrency", {}).setdefault(str(n), {})[sk] = dict(r, label=label)
     t.show()
+    for n, row in sorted(R.get("concurrency", {}).items(), key=lambda kv: int(kv[0])):
+        for sk, r in sorted(row.items()):
+            if r["fail_kinds"]:
+                print("failures, N %s, %s: %s" % (n, r["label"], ", ".join(
+                    "%d %s" % (c, why) for why, c in sorted(r["fail_kinds"].items()))))
+
+
+def merged_kinds(results):
+    """The failures of several client jobs, by kind (the jobs' ``fail_kinds``)."""
+    kinds = {}
+    for r in results:
+        for why, c in r.get("fail_kinds", {}).items():
+            kinds[why] = kinds.get(why, 0) + c
+    return kinds
 
 
 def fig_http(P, R):

@@ -31,7 +31,7 @@ sys.path.insert(0, HERE)
 import run  # noqa: E402
 from run import BACKLOG, Server, Table, client, fmt, med, ratio  # noqa: E402
 
-FULL = dict(n=10000, rounds=1, reps=2, deadline=120)
+FULL = dict(n=10000, rounds=1, reps=1, deadline=120)  # one run each: 10,000 threads load the whole machine
 QUICK = dict(n=200, rounds=1, reps=1, deadline=30)
 #: the Listener's max_connections in the bench (bench/workers.py MAX_CONNECTIONS): above N,
 #: since the default (4,096) refuses the rest by design
@@ -103,7 +103,7 @@ def fig_scale(S, R):
             runs[sk].append(client("concurrency", "raw", srv.port,
                                    dict(n=n, rounds=S["rounds"], deadline=S["deadline"]), None,
                                    timeout=S["deadline"] + 60))
-            stats[sk].append(srv.stop())
+            stats[sk].append(srv.stop(S["deadline"]))  # a server of 10,000 threads answers slowly
     t = Table("Figure 7: %d simultaneous connections to one server, %d round trip%s each, all held open "
               "until every one is done (unpinned; median of %d runs, fresh server processes; burst connect; "
               "deadline %d s; load average at start %s)"
@@ -125,6 +125,8 @@ def fig_scale(S, R):
             "kib_per_conn": med([(st.get("hwm_kb", 0) - st.get("rss_start_kb", 0)) / float(n) for st in sts]),
             "threads": max([st.get("threads_peak", 0) for st in sts] or [0]),
             "server_cpu_s": med([st.get("cpu_s", 0) for st in sts]),
+            "fail_kinds": run.merged_kinds(ok),
+            "stats_missing": sum(1 for st in sts if not st),
             "errors": [r["error"] for r in runs[sk] if "error" in r]}
     a = rows["raw"]
     for label, sk in kinds:
@@ -138,6 +140,12 @@ def fig_scale(S, R):
     t.show()
     for label, sk in kinds:
         r = rows[sk]
+        if r["fail_kinds"]:
+            print("failures, %s: %s" % (_short(label), ", ".join(
+                "%d %s" % (c, why) for why, c in sorted(r["fail_kinds"].items()))))
+        if r["stats_missing"]:
+            print("NOTE: %s: %d server process(es) did not report peak RSS and threads in time"
+                  % (_short(label), r["stats_missing"]))
         if r["fails"] and r["threads"] < n:
             print("NOTE: %s: %d failures; its peak was %d threads for %d connections (a thread per connection): "
                   "see the limits above, the deadline, and the load average"

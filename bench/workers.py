@@ -24,6 +24,7 @@ handler with the decoded text (the baselines' ``on_message``, our
 """
 from __future__ import print_function
 
+import errno
 import json
 import os
 import resource
@@ -690,11 +691,19 @@ def job_bulk(kind, port, p):
 
 
 def job_concurrency(kind, port, p):
-    """Figure 5: n simultaneous connections, ``rounds`` round trips each, one selector."""
+    """Figures 5 and 7: a burst of n connections (every non-blocking connect issued before any
+    is waited for), then ``rounds`` round trips each, one selector; all stay open to the end.
+
+    A failure is a connection that errs or is not done by the deadline; ``fail_kinds`` says
+    which (the error's text, "closed by the server", "not done by the deadline")."""
     n, rounds = p["n"], p["rounds"]
     sel = selectors.DefaultSelector()
     msg = b"c" * 31 + b"\0"
-    socks, fails = [], 0
+    socks, kinds = [], {}
+
+    def fail(why):
+        kinds[why] = kinds.get(why, 0) + 1
+
     t_start = time.perf_counter()
     deadline = t_start + p.get("deadline", 60.0)
     for _ in range(n):
@@ -702,8 +711,8 @@ def job_concurrency(kind, port, p):
         s.setblocking(False)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         err = s.connect_ex(("127.0.0.1", port))
-        if err not in (0, 115, 36, 11):  # EINPROGRESS etc.
-            fails += 1
+        if err not in (0, errno.EINPROGRESS, errno.EAGAIN):
+            fail("connect: " + os.strerror(err))
             s.close()
             continue
         socks.append(s)
@@ -717,15 +726,16 @@ def job_concurrency(kind, port, p):
             s = key.fileobj
             sel.unregister(s)
             pending -= 1
-            if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
-                fails += 1
+            err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                fail("connect: " + os.strerror(err))
                 s.close()
             else:
                 connected.append(s)
     for key in list(sel.get_map().values()):
         sel.unregister(key.fileobj)
         key.fileobj.close()
-        fails += 1
+        fail("not connected by the deadline")
     t_conn = time.perf_counter()
     state = {}
     for s in connected:
@@ -733,10 +743,11 @@ def job_concurrency(kind, port, p):
         sel.register(s, selectors.EVENT_READ)
         try:
             s.send(msg)
-        except OSError:
-            fails += 1
+        except OSError as e:
+            fail("send: %s" % (e.strerror or e))
+            sel.unregister(s)
     done = 0
-    active = len(connected)
+    active = len(sel.get_map())
     while active and time.perf_counter() < deadline:
         for key, _ in sel.select(0.5):
             s = key.fileobj
@@ -745,10 +756,13 @@ def job_concurrency(kind, port, p):
                 data = s.recv(65536)
             except BlockingIOError:
                 continue
-            except OSError:
-                data = b""
+            except OSError as e:
+                fail("receive: %s" % (e.strerror or e))
+                sel.unregister(s)
+                active -= 1
+                continue
             if not data:
-                fails += 1
+                fail("closed by the server")
                 sel.unregister(s)
                 active -= 1
                 continue
@@ -763,13 +777,14 @@ def job_concurrency(kind, port, p):
                     active -= 1
                 else:
                     s.send(msg)
-    fails += active
+    if active:
+        kinds["not done by the deadline"] = active
     t_end = time.perf_counter()
     for s in connected:
         s.close()
     sel.close()
     return {"time": t_end - t_start, "rt_time": t_end - t_conn, "connect_time": t_conn - t_start,
-            "round_trips": done, "fails": fails}
+            "round_trips": done, "fails": sum(kinds.values()), "fail_kinds": kinds}
 
 
 def _read_response(s, buf):
