@@ -142,6 +142,7 @@ def fig_scale(S, R):
         problems.append("only %d client ports (net.ipv4.ip_local_port_range)" % lim["client_ports"])
     for p in problems:
         print("LIMIT: %s" % p)
+    load = " ".join("%.1f" % x for x in os.getloadavg())
     runs = dict((sk, []) for _, sk in kinds)
     stats = dict((sk, []) for _, sk in kinds)
     for _ in range(S["reps"]):  # a fresh server process per run, servers interleaved
@@ -157,7 +158,7 @@ def fig_scale(S, R):
               "until every one is done (unpinned; median of %d runs, fresh server processes; burst connect; "
               "deadline %d s; load average at start %s)"
               % (n, S["rounds"], "" if S["rounds"] == 1 else "s", S["reps"], S["deadline"],
-                 " ".join("%.1f" % x for x in os.getloadavg())),
+                 load),
               ["server", "time s", "connect s", "failures", "peak RSS MiB", "KiB per connection",
                "peak threads", "server CPU s", "time x (a)", "RSS x (a)", "KiB/conn x (a)"])
     rows = {}
