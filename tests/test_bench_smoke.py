@@ -19,7 +19,7 @@ def test_quick_bench_prints_every_figure():
                           timeout=170, cwd=ROOT)
     out = proc.stdout
     assert proc.returncode == 0, out
-    for n in range(1, 7):
+    for n in range(1, 8):
         assert "## Figure %d:" % n in out, out
     rows = [
         "(a) raw connect -> raw server", "ours: TCPClient.connect() -> TCPServer",
@@ -30,12 +30,18 @@ def test_quick_bench_prints_every_figure():
         "ours: TCPClient -> TCPServer", "ours: engine Listener",
         "ThreadingHTTPServer (standard library)", "ours: tcpcom.http HTTPServer",
         "ours: tcpcom.httpserver HTTPListener",
+        "ours: engine Listener, default backlog", "(a) raw thread per connection, backlog",
     ]
     for row in rows:
         assert "| " + row in out, row
     # every baseline and our rows produced numbers, not errors
     assert "Error" not in out and "failed" not in out, out
     assert "## Targets" in out
+    # the burst and the scale figure count failures; a smoke-sized burst has none
+    for target in ("burst of 20 connections, default backlog: no failures",
+                   "200 simultaneous connections to one Listener: no failures"):
+        lines = [ln for ln in out.splitlines() if target in ln]
+        assert lines and lines[0].rstrip().endswith(" met"), out
 
 
 def test_the_floor_check_fails_a_full_run_whose_raw_pair_is_far_from_the_minimal_pair(capsys):

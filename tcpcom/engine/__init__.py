@@ -53,7 +53,7 @@ from .errors import (CLOSED, DROPPED, ERROR, FAILED, LOST_AT_ONCE, NOT_FOUND, OC
                      NETWORK_ERRORS, PortInUseError, ReadTimeout, SendTimeout, end_kind, error_number,
                      error_text, is_name_error)
 from .hostinfo import NO_MAC, UNKNOWN_NAME, PeerInfo, local_addresses, resolves
-from .listener import DEFAULT_MAX_CONNECTIONS, Listener
+from .listener import DEFAULT_BACKLOG, DEFAULT_MAX_CONNECTIONS, Listener
 from .outbound import BIG_SEND
 from .reading import RECV_SIZE, current_reader
 from .redial import (DEFAULT_MAX_RECONNECT_DELAY, DEFAULT_RECONNECT_DELAY, Backoff, ReconnectFunctionHandler,
@@ -69,7 +69,7 @@ __all__ = ["Listener", "Connection", "State", "Handler", "FunctionHandler", "con
            "CLOSED", "TOO_LARGE", "TIMEOUT", "DROPPED", "ERROR", "check_port", "check_number", "check_host",
            "check_options", "check_callable", "is_ip_literal", "local_addresses", "resolves", "PeerInfo", "NO_MAC",
            "UNKNOWN_NAME", "wait_readable", "writable_now", "current_reader", "watchdog",
-           "DEFAULT_MAX_MESSAGE_SIZE", "DEFAULT_MAX_CONNECTIONS", "DEFAULT_SEND_TIMEOUT",
+           "DEFAULT_MAX_MESSAGE_SIZE", "DEFAULT_MAX_CONNECTIONS", "DEFAULT_BACKLOG", "DEFAULT_SEND_TIMEOUT",
            "DEFAULT_CONNECT_TIMEOUT", "BIG_SEND", "RECV_SIZE",
            "ReconnectingConnection", "ReconnectHandler", "ReconnectFunctionHandler", "ReconnectState",
            "ReconnectingError", "Backoff", "DEFAULT_RECONNECT_DELAY", "DEFAULT_MAX_RECONNECT_DELAY"]

@@ -10,6 +10,7 @@ RECV_SIZE: int
 BIG_SEND: int
 DEFAULT_SEND_TIMEOUT: float
 DEFAULT_MAX_CONNECTIONS: int
+DEFAULT_BACKLOG: int
 DEFAULT_MAX_MESSAGE_SIZE: int
 DEFAULT_CONNECT_TIMEOUT: float
 
@@ -200,7 +201,7 @@ class Listener:
                  errors: Optional[str] = None, serialize: bool = False,
                  on_refused: Optional[Callable[..., object]] = None,
                  on_closed: Optional[Callable[[], object]] = None, dispatcher: Any = None,
-                 executor: Optional[SerialExecutor] = None, backlog: int = 128, start: bool = True,
+                 executor: Optional[SerialExecutor] = None, backlog: int = ..., start: bool = True,
                  daemon: bool = True) -> None: ...
     def start(self) -> Listener: ...
     @property
@@ -311,7 +312,7 @@ __all__ = ["Listener", "Connection", "State", "Handler", "FunctionHandler", "con
            "FAILED", "CLOSED", "TOO_LARGE", "TIMEOUT", "DROPPED", "ERROR", "check_port", "check_number",
            "check_host", "check_options", "check_callable", "is_ip_literal", "local_addresses", "resolves", "PeerInfo",
            "NO_MAC", "UNKNOWN_NAME", "wait_readable", "writable_now", "current_reader", "watchdog",
-           "DEFAULT_MAX_MESSAGE_SIZE", "DEFAULT_MAX_CONNECTIONS", "DEFAULT_SEND_TIMEOUT",
+           "DEFAULT_MAX_MESSAGE_SIZE", "DEFAULT_MAX_CONNECTIONS", "DEFAULT_BACKLOG", "DEFAULT_SEND_TIMEOUT",
            "DEFAULT_CONNECT_TIMEOUT", "BIG_SEND", "RECV_SIZE",
            "ReconnectingConnection", "ReconnectHandler", "ReconnectFunctionHandler", "ReconnectState",
            "ReconnectingError", "Backoff", "DEFAULT_RECONNECT_DELAY", "DEFAULT_MAX_RECONNECT_DELAY"]
