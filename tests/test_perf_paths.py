@@ -254,3 +254,19 @@ def test_big_text_to_a_closed_connection_raises_a_clear_error():
             raise AssertionError("no error")
     finally:
         listener.close()
+
+
+def test_an_open_connection_keeps_at_most_30_attributes_of_its_own():
+    # CPython 3.11 stores up to 30 attributes compactly; a 31st gives every connection a dict
+    # of its own (~1.6 KB more each: 16 MB at 10,000 connections)
+    server = Listener(0, None, host="127.0.0.1")
+    try:
+        client = connect("127.0.0.1", server.port, None)
+        try:
+            wait_until(lambda: server.connections, what="the server side")
+            for conn in (client, server.connections[0]):
+                assert len(vars(conn)) <= 30, sorted(vars(conn))
+        finally:
+            client.close()
+    finally:
+        server.close()
