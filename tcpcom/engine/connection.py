@@ -21,7 +21,7 @@ from .inbound import Inbound
 from .lifecycle import CLOSED, CLOSING, DELIVERING, LOST, OPEN, SENDING, ConnectionLife, always
 from .outbound import Outbound
 from .reading import RECV_SIZE, ReaderThread, Waiter, current_reader, set_current_reader, spares
-from .sockets import plain_address, wait_readable
+from .sockets import plain_address, set_recv_timeout, timed_out, wait_readable
 
 log = logging.getLogger("tcpcom.engine")
 
@@ -238,6 +238,10 @@ class Connection(ConnectionLife):
         self._park_next = False
         unpark = self._unpark = threading.Event()
         try:
+            set_recv_timeout(self.sock, READ_SLICE)  # callers read with one system call
+        except NETWORK_ERRORS:
+            return  # the socket is gone: the read loop ends
+        try:
             while self._state in SENDING and self._eof is None:
                 seen = self._requests
                 unpark.clear()
@@ -252,6 +256,10 @@ class Connection(ConnectionLife):
                     break
         finally:
             self._unpark = None
+            try:
+                set_recv_timeout(self.sock, 0)  # the reader's recv() waits for ever again
+            except NETWORK_ERRORS:
+                pass
 
     def _resume_reader(self):
         """The connection is ending: a parked reader thread takes over again (to linger or end)."""
@@ -349,7 +357,7 @@ class Connection(ConnectionLife):
                 return None
             self._waiters.append(w)
         try:
-            self.send_message(message)
+            self._out.send_message(message)
         except ConnectionClosedError:
             self._drop_waiter(w)
             raise
@@ -375,15 +383,15 @@ class Connection(ConnectionLife):
         # socket to callers (CALLER_READS); else ask it to, after it hands this reply over.
         reading = self._reading
         while not w.done:
-            left = deadline - monotonic()
-            if left <= 0:
-                return
             if self._state is OPEN and reading.acquire(False):
                 try:
                     self._requests += 1
                     self._read_until(w, deadline, True)
                 finally:
                     reading.release()
+                return
+            left = deadline - monotonic()
+            if left <= 0:
                 return
             self._park_next = True
             w.wait(min(left, CALLER_READS))
@@ -399,12 +407,15 @@ class Connection(ConnectionLife):
             left = deadline - monotonic()
             if left <= 0:
                 return
-            left = min(left, READ_SLICE)  # a close from another thread ends the wait this soon
-            if not (self._readable(left) if caller else wait_readable(self.sock, left)):
-                continue
+            if caller and left >= READ_SLICE:
+                pass  # recv() gives up after READ_SLICE by itself (the parked reader set SO_RCVTIMEO)
+            elif not (self._readable(left) if caller else wait_readable(self.sock, min(left, READ_SLICE))):
+                continue  # (a close from another thread ends the wait within READ_SLICE)
             try:
                 data = self.sock.recv(RECV_SIZE)
             except NETWORK_ERRORS as e:
+                if caller and timed_out(e):
+                    continue
                 self._eof = (e,)
             else:
                 if not data:

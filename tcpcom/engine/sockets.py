@@ -190,3 +190,17 @@ def peer_has_closed(sock):
         return True  # reset
     except Exception:  # an interpreter without MSG_PEEK: we cannot tell
         return False
+
+
+def set_recv_timeout(sock, seconds):
+    """Make a blocking ``recv()`` on ``sock`` give up after ``seconds`` (0: never) in the kernel
+    (SO_RCVTIMEO): the socket stays in blocking mode, so a read costs one system call, not a
+    poll() and a recv().  It then raises an error that :func:`timed_out` recognises."""
+    whole = int(seconds)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+                    struct.pack("ll", whole, int((seconds - whole) * 1000000)))
+
+
+def timed_out(error):
+    """True if a recv() ``error`` only says that SO_RCVTIMEO passed (see :func:`set_recv_timeout`)."""
+    return getattr(error, "errno", None) in (errno.EAGAIN, errno.EWOULDBLOCK)
