@@ -177,3 +177,40 @@ def test_a_close_wakes_the_parked_reader_for_the_linger(monkeypatch, closing):
     client.close()  # no request under way: only the reader thread can read the peer's end
     # left parked it would wait 3 x DEADLINE; woken, it reads the peer's end at once
     wait_until(lambda: client.state == "closed", timeout=DEADLINE, what="the linger ended")
+
+
+def test_replies_a_caller_read_are_delivered_before_a_close_that_follows(pair):
+    server, client, seen = pair
+    warm_up(client)  # the last replies were read by this thread: their delivery waits for the reader
+    client.close()
+    seen.wait(lambda: seen.lost, "connection_lost")
+    # every reply (and its push) that request() returned was also an event, before the close
+    assert seen.messages == [x for i in range(100) for x in ("r%d" % i, "p%d" % i)]
+
+
+def test_a_tcpclient_reports_every_reply_as_message_before_disconnected():
+    from tcpcom import TCPClient, TCPServer
+    events = []
+    done = threading.Event()
+
+    def on_server(state, msg):
+        if state == TCPServer.MESSAGE:
+            server.sendMessage("echo " + msg)
+
+    def on_client(state, msg):
+        events.append((state, msg))
+        if state == TCPClient.DISCONNECTED:
+            done.set()
+    server = TCPServer(0, on_server, host="127.0.0.1")
+    try:
+        client = TCPClient("127.0.0.1", server.getPort(), on_client)
+        assert client.connect()
+        for i in range(50):
+            assert client.sendMessage("m%d" % i, DEADLINE) == "echo m%d" % i
+        client.disconnect()
+        assert done.wait(DEADLINE)
+    finally:
+        server.terminate()
+    messages = [m for s, m in events if s == TCPClient.MESSAGE]
+    assert messages == ["echo m%d" % i for i in range(50)]
+    assert events[-1] == (TCPClient.DISCONNECTED, "")

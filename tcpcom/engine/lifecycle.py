@@ -143,12 +143,15 @@ class ConnectionLife(object):
         """Close the connection gracefully; the handler's ``connection_lost(conn, reason)`` follows.
 
         What was handed to a send before goes out, then the end of the
-        stream; no message is delivered after this call.  Returns at once
+        stream; no message is delivered after this call (a reply that
+        ``request()`` returned is delivered before it).  Returns at once
         (the linger runs on the reader thread); the closing event is
         delivered before it returns when this connection's callbacks are
         idle, else right after the callback that runs.  Safe to call twice
         and from any thread or callback.
         """
+        # what request() callers read and returned is delivered first (see connection.CALLER_READS)
+        self.executor.run_deferred()
         if not self._move(CLOSING, reason) and self._state is LOST:
             self._move(CLOSED)  # the peer had ended it: what it sent before is not delivered any more
         if current_reader() is not self:
