@@ -6,7 +6,10 @@
 - The end of the stream (FIN) follows every send that was under way when
   the connection was closed: :meth:`owe_fin` asks for it, and whoever holds
   the send lock last sends it -- a close never waits for a slow send.
-- A big text is encoded and sent a slice at a time (no second copy of it).
+- A big message (BIG_SEND or more) with a framing that only appends a delimiter
+  is sent as the payload and then the delimiter, a big UTF-8 text a slice at a
+  time (no second copy of it); any other framer (a length prefix, a header)
+  gets ``framer.encode(payload)`` whole.
 """
 from __future__ import absolute_import
 
