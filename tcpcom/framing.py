@@ -27,12 +27,15 @@ _NO_COPY_MIN = 65536
 
 
 class MessageTooLarge(ValueError):
-    """A message grew past the framer's ``max_size`` without being complete."""
+    """A message grew past the framer's ``max_size`` (a message of exactly ``max_size`` bytes passes).
+
+    ``size``: the bytes of it seen so far (its size, if it was complete), more than ``limit``.
+    """
 
     def __init__(self, size, limit, messages=()):
         ValueError.__init__(
             self,
-            "message of more than %d bytes exceeds the maximum of %d bytes "
+            "message of at least %d bytes exceeds the maximum of %d bytes "
             "(raise max_message_size if you expect messages this large)" % (size, limit))
         self.size = size
         self.limit = limit

@@ -64,8 +64,6 @@ __all__ = ["Listener", "Connection", "State", "Handler", "FunctionHandler", "con
            "ConnectError", "ConnectionClosedError", "PortInUseError", "ReadTimeout", "DeadlineExceeded",
            "SendTimeout", "MessageTooLarge", "end_kind", "error_number", "error_text", "is_name_error", "NETWORK_ERRORS",
            "REFUSED", "NOT_FOUND", "TIMED_OUT", "OCCUPIED", "UNREACHABLE", "LOST_AT_ONCE", "FAILED",
-           "CLOSED", "TOO_LARGE", "TIMEOUT", "DROPPED", "ERROR", "error_number", "error_text",
-           "REFUSED", "NOT_FOUND", "TIMED_OUT", "OCCUPIED", "UNREACHABLE", "LOST_AT_ONCE", "FAILED",
            "CLOSED", "TOO_LARGE", "TIMEOUT", "DROPPED", "ERROR", "check_port", "check_number", "check_host",
            "check_options", "check_callable", "is_ip_literal", "local_addresses", "resolves", "PeerInfo", "NO_MAC",
            "UNKNOWN_NAME", "wait_readable", "writable_now", "current_reader", "watchdog",

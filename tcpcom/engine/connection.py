@@ -301,7 +301,9 @@ class Connection(ConnectionLife):
                 self._waiters.pop(0).set(m)
 
     def _made(self):
-        call_logged(self._handler.connection_made, (self,), None, log)
+        fn = getattr(self._handler, "connection_made", None)  # a method it lacks: nothing to do
+        if fn is not None:
+            call_logged(fn, (self,), None, log)
 
     def _deliver(self, messages):
         if self._state not in DELIVERING:
@@ -315,7 +317,9 @@ class Connection(ConnectionLife):
                 log.exception("%s raised (%r, %d messages); the engine goes on", callable_name(batch), self,
                               len(messages))
             return
-        cb = h.message_received
+        cb = getattr(h, "message_received", None)
+        if cb is None:  # a handler object without it: nothing to do
+            return
         for m in messages:
             try:
                 cb(self, m)
@@ -329,7 +333,9 @@ class Connection(ConnectionLife):
         # accepted next cannot have its events delivered before this one's end.
         if self.listener is not None:
             self.listener.connection_done(self)
-        call_logged(self._handler.connection_lost, (self, reason), None, log)
+        fn = getattr(self._handler, "connection_lost", None)
+        if fn is not None:
+            call_logged(fn, (self, reason), None, log)
 
     # -- sending (see outbound.py) ------------------------------------------------
 

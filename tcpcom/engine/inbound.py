@@ -37,13 +37,34 @@ class Inbound(object):
         except MessageTooLarge as e:
             messages, error = e.messages, e
         if self.encoding:
-            if self._decoder is not None:
-                text = self._decoder.decode(messages[0] if messages else b"")
-                messages = [text] if text else []
-            else:
-                enc, errs = self.encoding, self.errors
-                messages = [m.decode(enc, errs) for m in messages]
+            try:
+                if self._decoder is not None:
+                    text = self._decoder.decode(messages[0] if messages else b"")
+                    messages = [text] if text else []
+                else:
+                    enc, errs = self.encoding, self.errors
+                    messages = [m.decode(enc, errs) for m in messages]
+            except UnicodeDecodeError as e:  # errors="strict": what came before the bad bytes, then the end
+                return self._before(messages, e), e
         return messages, error
+
+    def _before(self, messages, e):
+        # the messages (raw: the text of the chunk) that decode, up to the first that does not
+        enc, errs = self.encoding, self.errors
+        if self._decoder is not None:  # e.object: the decoder's pending bytes and this chunk
+            self._decoder.reset()  # the end: no character is left pending for finish()
+            try:
+                text = bytes(e.object[:e.start]).decode(enc, errs)
+            except (UnicodeDecodeError, TypeError):
+                return []
+            return [text] if text else []
+        good = []
+        for m in messages:
+            try:
+                good.append(m.decode(enc, errs))
+            except UnicodeDecodeError:
+                break
+        return good
 
     def finish(self, where):
         """At the end of the stream: the text of a character cut by it (or None); an

@@ -291,8 +291,9 @@ class _PendingHandler(object):
                 if not conn.is_open:
                     break
         h = conn.handler
-        if h is not self:  # the program's handler: a bug in it is logged under its name
-            call_logged(h.connection_made, (conn,), None, log)
+        made = getattr(h, "connection_made", None) if h is not self else None  # it may lack one
+        if made is not None:  # the program's handler: a bug in it is logged under its name
+            call_logged(made, (conn,), None, log)
 
     def _choose(self, done):
         conn = self.conn

@@ -6,7 +6,10 @@
 - The end of the stream (FIN) follows every send that was under way when
   the connection was closed: :meth:`owe_fin` asks for it, and whoever holds
   the send lock last sends it -- a close never waits for a slow send.
-- A big text is encoded and sent a slice at a time (no second copy of it).
+- A big message (BIG_SEND or more) with a framing that only appends a delimiter
+  is sent as the payload and then the delimiter, a big UTF-8 text a slice at a
+  time (no second copy of it); any other framer (a length prefix, a header)
+  gets ``framer.encode(payload)`` whole.
 """
 from __future__ import absolute_import
 
@@ -14,6 +17,7 @@ import logging
 import threading
 
 from .._compat import LOSSLESS_ERRORS, monotonic, text_type, to_bytes
+from ..framing import DelimiterFramer, LineFramer, RawFramer
 from .errors import NETWORK_ERRORS
 from .sockets import shutdown_write, writable_now
 
@@ -21,13 +25,25 @@ log = logging.getLogger("tcpcom.engine")
 
 BIG_SEND = 1 << 20  # payloads this long are sent without a copy to append the delimiter
 
+#: the framings whose encode() only appends bytes (encode(b"")) to the payload
+_SUFFIX_ENCODERS = (DelimiterFramer.encode, LineFramer.encode, RawFramer.encode)
+
+
+def framing_suffix(framer):
+    """What ``framer.encode()`` appends to every payload, if that is all it does (a built-in
+    framer's encode, not overridden); else None: a big payload is framed whole."""
+    encode = getattr(type(framer), "encode", None)
+    if encode in _SUFFIX_ENCODERS and "encode" not in getattr(framer, "__dict__", ()):
+        return framer.encode(b"")
+    return None
+
 
 class Outbound(object):
     """What a connection sends.  ``check_open()`` raises when sending is over;
     ``failed(error)`` ends the connection after a failed send and returns the
     exception for the sender."""
 
-    __slots__ = ("sock", "framer", "encoding", "since", "_utf8", "_lock", "_fin_owed", "_check_open",
+    __slots__ = ("sock", "framer", "encoding", "since", "_utf8", "_suffix", "_lock", "_fin_owed", "_check_open",
                  "_failed")
 
     def __init__(self, sock, framer, encoding, check_open, failed):
@@ -36,6 +52,7 @@ class Outbound(object):
         self.encoding = encoding or "utf-8"
         self.since = None
         self._utf8 = self.encoding.lower().replace("-", "").replace("_", "") == "utf8"
+        self._suffix = framing_suffix(framer)  # None: a framing with a header (say, a length prefix)
         self._lock = threading.Lock()
         self._fin_owed = False
         self._check_open = check_open
@@ -48,7 +65,7 @@ class Outbound(object):
     def send_message(self, message):
         """One message: text (encoded) or bytes, followed by the framing's delimiter."""
         if message.__class__ is text_type:  # the common case, without a call
-            if len(message) >= BIG_SEND and self._utf8:
+            if len(message) >= BIG_SEND and self._utf8 and self._suffix is not None:
                 self.send_parts(self._encode_slices(message))
                 return
             payload = message.encode(self.encoding, LOSSLESS_ERRORS)
@@ -56,10 +73,10 @@ class Outbound(object):
             raise TypeError("cannot send None: pass text or bytes")
         else:
             payload = to_bytes(message, self.encoding)
-        if len(payload) < BIG_SEND:
+        if len(payload) < BIG_SEND or self._suffix is None:
             self.send_parts((self.framer.encode(payload),))
         else:  # no copy of a big payload just to append the delimiter
-            self.send_parts((payload, self.framer.encode(b"")))
+            self.send_parts((payload, self._suffix))
 
     def _encode_slices(self, text):
         # UTF-8 is stateless: the slices encode to exactly the bytes of the whole
@@ -70,7 +87,7 @@ class Outbound(object):
                 j += 1  # never split a surrogate pair (UTF-16 builds, Jython)
             yield text[i:j].encode("utf-8", LOSSLESS_ERRORS)
             i = j
-        yield self.framer.encode(b"")
+        yield self._suffix
 
     def sendall(self, data):
         """Send ``data`` whole."""

@@ -2,13 +2,16 @@
 """The engine's multi-connection Listener and connect() under Jython 2.7 and CPython 3."""
 from __future__ import absolute_import, print_function
 
+import logging
+import struct
 import threading
 import unittest
 
 from jyutil import DEADLINE, Recorder, engine_threads, raw_client, recv_until, text_type, utf8, wait_until
 
-from tcpcom.engine import (Connection, ConnectionClosedError, Handler, Listener, ReadTimeout,
+from tcpcom.engine import (BIG_SEND, Connection, ConnectionClosedError, Handler, Listener, ReadTimeout,
                            SendTimeout, connect)
+from tcpcom.framing import MessageTooLarge
 
 
 class Echo(Handler):
@@ -38,6 +41,49 @@ class Collect(Handler):
 
     def connection_lost(self, conn, reason):
         self.rec("lost", reason)
+
+
+class LengthPrefixed(object):
+    """A framing with a header: a 4-byte big-endian length, then that many bytes."""
+
+    def __init__(self, max_size):
+        self.max_size = max_size
+        self._buf = b""
+
+    def encode(self, payload):
+        return struct.pack("!I", len(payload)) + payload
+
+    def feed(self, data):
+        self._buf += bytes(data)
+        messages = []
+        while len(self._buf) >= 4:
+            (size,) = struct.unpack("!I", self._buf[:4])
+            if size > self.max_size:
+                raise MessageTooLarge(size, self.max_size, messages)
+            if len(self._buf) < 4 + size:
+                break
+            messages.append(self._buf[4:4 + size])
+            self._buf = self._buf[4 + size:]
+        return messages
+
+
+class OnlyMessages(object):
+    """A handler object that is no Handler and has neither connection_made nor connection_lost."""
+
+    def __init__(self):
+        self.rec = Recorder("only")
+
+    def message_received(self, conn, message):
+        self.rec("MESSAGE", message)
+
+
+class Errors(logging.Handler):
+    def __init__(self):
+        logging.Handler.__init__(self, logging.ERROR)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
 
 
 class EngineTest(unittest.TestCase):
@@ -240,6 +286,39 @@ class EngineTest(unittest.TestCase):
         rec.wait_state("lost", 2)
         lst.close()
         wait_until(lambda: not engine_threads(), what="engine threads ended")
+
+    def test_big_message_with_a_length_prefix_and_a_handler_with_only_message_received(self):
+        errors = Errors()
+        logging.getLogger("tcpcom").addHandler(errors)
+        self.cleanups.append(lambda: logging.getLogger("tcpcom").removeHandler(errors))
+        h = OnlyMessages()
+        lst = self.listener(lambda conn: h, framing=LengthPrefixed, encoding=None, max_message_size=4 * BIG_SEND)
+        conn, rec = self.client(lst.port, framing=LengthPrefixed, encoding=None)
+        big = b"xy" * (3 * BIG_SEND // 4)  # 1.5 MiB
+        conn.send_message(big)
+        conn.send_message(b"after")
+        msgs = h.rec.wait_messages(2)
+        self.assertEqual([len(m) for m in msgs], [len(big), 5])
+        self.assertTrue(msgs[0] == big and msgs[1] == b"after")
+        conn.close()
+        wait_until(lambda: not lst.connections, what="the server side ended")
+        self.assertEqual([r.getMessage() for r in errors.records], [])
+
+    def test_strict_decoding_delivers_the_messages_before_a_bad_one_then_ends(self):
+        holder = []
+
+        def on_connection(conn):
+            holder.append(Collect())
+            return holder[-1]
+
+        lst = self.listener(on_connection, errors="strict")
+        s = raw_client(lst.port)
+        self.cleanups.append(s.close)
+        s.sendall(b"one\0two\0bad\xff\0three\0")
+        wait_until(lambda: holder, what="connection accepted")
+        events = holder[0].rec.wait_state("lost")
+        self.assertEqual([m for st, m in events if st == "MESSAGE"], [u"one", u"two"])
+        self.assertTrue(isinstance(events[-1][1], UnicodeDecodeError), events)
 
 
 if __name__ == "__main__":
