@@ -65,7 +65,8 @@ def test_many_connections_each_with_its_own_handler(echo_listener):
     ids = set(c.id for c in echo_listener.connections)
     assert len(ids) == 20
     for c, h in clients:
-        c.close()
+        c.close()  # (returns before the closing event when the reader is still in a callback)
+        h.wait(lambda calls: ("lost", None) in calls)
         assert h.calls[-1] == ("lost", None)
 
 
