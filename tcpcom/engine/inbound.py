@@ -13,17 +13,29 @@ from ..framing import DelimiterFramer, MessageTooLarge, RawFramer
 
 log = logging.getLogger("tcpcom.engine")
 
+#: codecs (by their codecs.lookup() name) in which an ASCII byte is always that character
+_ASCII_SAFE = ("utf-8", "ascii", "iso8859-1")
+
 
 class Inbound(object):
     """Bytes in, messages out (text when ``encoding`` is set, else bytes)."""
 
-    __slots__ = ("framer", "encoding", "errors", "_decoder")
+    __slots__ = ("framer", "encoding", "errors", "_decoder", "_text_delimiter")
 
     def __init__(self, framer, encoding, errors):
         self.framer = framer
         self.encoding = encoding
         self.errors = errors
         self._decoder = None
+        #: the delimiter as text where decoding a chunk's complete messages at once and then
+        #: splitting the text gives the same messages as splitting first (one decode per chunk
+        #: instead of one per message): a one-byte ASCII delimiter and an encoding in which an
+        #: ASCII byte is always that character (UTF-8 never has one inside a multi-byte one)
+        self._text_delimiter = None
+        if (encoding and type(framer) is DelimiterFramer and len(framer.delimiter) == 1
+                and ord(framer.delimiter[:1].decode("latin-1")) < 0x80
+                and codecs.lookup(encoding).name in _ASCII_SAFE):
+            self._text_delimiter = framer.delimiter.decode("ascii")
         if encoding and isinstance(framer, DelimiterFramer):
             framer.allow_bytearray = True  # decoded at once: no copy of big messages needed
         if encoding and isinstance(framer, RawFramer):  # unframed text: a character may be cut
@@ -31,6 +43,19 @@ class Inbound(object):
 
     def feed(self, data):
         """The messages in ``data``, and the exception that must end the connection (or None)."""
+        framer = self.framer
+        if self._text_delimiter is not None and data.__class__ is bytes and len(data) <= framer.max_size \
+                and not framer.buffered:
+            end = data.rfind(framer.delimiter)  # the end of the last complete message
+            if end >= 0:
+                try:
+                    messages = data[:end].decode(self.encoding, self.errors).split(self._text_delimiter)
+                except UnicodeDecodeError:
+                    pass  # errors="strict": the way below says which messages decode
+                else:
+                    if end + 1 < len(data):
+                        framer.feed(data[end + 1:])  # the start of the next message waits
+                    return messages, None
         error = None
         try:
             messages = self.framer.feed(data)
