@@ -34,11 +34,11 @@ VARIANTS = [(25, 0.002), (10, 0.001), (5, 0.0005), (2, 0.0002)]
 FULL = dict(connect=dict(n=40, gap=0.01, rounds=4, occupied=100, variants=VARIANTS), roundtrip=dict(n=1000, reps=15),
             throughput=dict(n=300000, reps=7), bulk=dict(sizes=[16, 64], reps=5),
             concurrency=dict(sizes=[100, 500, 1000, 2000], rounds=20, reps=3),
-            http=dict(n=3000, threads=8, procs=2, rounds=3))
+            http=dict(n=3000, threads=8, procs=1, rounds=3))
 QUICK = dict(connect=dict(n=4, gap=0.01, rounds=1, occupied=3, variants=VARIANTS[:1]), roundtrip=dict(n=50, reps=2),
              throughput=dict(n=2000, reps=1), bulk=dict(sizes=[1, 4], reps=1),
              concurrency=dict(sizes=[10, 20], rounds=20, reps=1),
-             http=dict(n=40, threads=4, procs=2, rounds=1))
+             http=dict(n=40, threads=4, procs=1, rounds=1))
 
 
 class Unavailable(Exception):
@@ -407,9 +407,9 @@ def _fig_http(P, R, keep):
              ("(a) raw thread per connection", "http-raw"), ("(c) asyncio Protocol", "http-asyncio"),
              ("ours: tcpcom.http HTTPServer", "http-tcpcom"),
              ("ours: tcpcom.httpserver HTTPListener", "http-listener")]
-    t = Table("Figure 6%s: HTTP, a small page, %d requests from %d client threads in %d processes, %s "
+    t = Table("Figure 6%s: HTTP, a small page, %d requests from %d client threads in %d process(es), %s "
               "(unpinned; median of %d interleaved rounds; server CPU: its user + system time per request)"
-              % ("b" if keep else "", H["n"], H["threads"], H.get("procs", 2), mode, H["rounds"]),
+              % ("b" if keep else "", H["n"], H["threads"], H.get("procs", 1), mode, H["rounds"]),
               ["server", "requests/s", "failures", "server CPU us/request", "x ThreadingHTTPServer",
                "CPU x ThreadingHTTPServer", "x (a)", "x (c)"])
     rows = {}
