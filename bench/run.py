@@ -35,11 +35,11 @@ VARIANTS = [(25, 0.002), (10, 0.001), (5, 0.0005), (2, 0.0002)]
 FULL = dict(connect=dict(n=40, gap=0.01, rounds=4, occupied=100, variants=VARIANTS), roundtrip=dict(n=1000, reps=15),
             throughput=dict(n=300000, reps=7), bulk=dict(sizes=[16, 64], reps=5),
             concurrency=dict(sizes=[100, 500, 1000, 2000], rounds=20, reps=3, deadline=60),
-            http=dict(n=3000, threads=8, rounds=3))
+            http=dict(n=3000, threads=8, procs=1, rounds=3))
 QUICK = dict(connect=dict(n=4, gap=0.01, rounds=1, occupied=3, variants=VARIANTS[:1]), roundtrip=dict(n=50, reps=2),
              throughput=dict(n=2000, reps=1), bulk=dict(sizes=[1, 4], reps=1),
              concurrency=dict(sizes=[10, 20], rounds=20, reps=1, deadline=30),
-             http=dict(n=40, threads=4, rounds=1))
+             http=dict(n=40, threads=4, procs=1, rounds=1))
 
 
 class Unavailable(Exception):
@@ -432,6 +432,13 @@ def fig_http(P, R):
         _fig_http(P, R, keep)
 
 
+def proc_cpu_s(pid):
+    """CPU seconds (user + system, all threads) a live process has used so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
+
+
 def _fig_http(P, R, keep):
     H = dict(P["http"], keepalive=keep)
     mode = "keep-alive where the server allows it" if keep else "a new connection per request"
@@ -439,10 +446,11 @@ def _fig_http(P, R, keep):
              ("(a) raw thread per connection", "http-raw"), ("(c) asyncio Protocol", "http-asyncio"),
              ("ours: tcpcom.http HTTPServer", "http-tcpcom"),
              ("ours: tcpcom.httpserver HTTPListener", "http-listener")]
-    t = Table("Figure 6%s: HTTP, a small page, %d requests from %d client threads, %s "
-              "(unpinned; median of %d interleaved rounds)"
-              % ("b" if keep else "", H["n"], H["threads"], mode, H["rounds"]),
-              ["server", "requests/s", "failures", "x ThreadingHTTPServer", "x (a)", "x (c)"])
+    t = Table("Figure 6%s: HTTP, a small page, %d requests from %d client threads in %d process(es), %s "
+              "(unpinned; median of %d interleaved rounds; server CPU: its user + system time per request)"
+              % ("b" if keep else "", H["n"], H["threads"], H.get("procs", 1), mode, H["rounds"]),
+              ["server", "requests/s", "failures", "server CPU us/request", "x ThreadingHTTPServer",
+               "CPU x ThreadingHTTPServer", "x (a)", "x (c)"])
     rows = {}
     notes = []
     for _ in range(H["rounds"]):  # interleaved rounds, a fresh server each; medians
@@ -456,27 +464,34 @@ def _fig_http(P, R, keep):
                              % (label, "tcpcom.http" if sk == "http-tcpcom" else "tcpcom.httpserver", e))
                 rows[label] = None
                 continue
+            cpu0 = proc_cpu_s(srv.proc.pid)
             r = client("http", "raw", srv.port, dict(H, n=H["n"] // H["rounds"]), None)
+            cpu = proc_cpu_s(srv.proc.pid) - cpu0  # the requests only, not the server's start
             srv.stop()
-            acc = rows.setdefault(label, {"rps_all": [], "fails": 0, "ok": 0})
+            acc = rows.setdefault(label, {"rps_all": [], "cpu_us_all": [], "fails": 0, "ok": 0})
             if "error" in r:
                 acc["error"] = r["error"]
             else:
                 acc["rps_all"].append(r["rps"])
+                if r["ok"]:
+                    acc["cpu_us_all"].append(cpu / r["ok"] * 1e6)
                 acc["fails"] += r["fails"]
                 acc["ok"] += r["ok"]
     for r in rows.values():
         if r is not None:
             r["rps"] = med(r["rps_all"])
-    base = lambda k: (rows.get(kinds[k][0]) or {}).get("rps")  # noqa: E731
+            r["cpu_us"] = med(r["cpu_us_all"])
+    base = lambda k, key="rps": (rows.get(kinds[k][0]) or {}).get(key)  # noqa: E731
     for label, sk in kinds:
         r = rows[label]
         if r is None:
-            t.add(label, "skipped: not importable", "", "", "", "")
+            t.add(label, "skipped: not importable", "", "", "", "", "", "")
             continue
         ours = label.startswith("ours")
         t.add(label, fmt(r.get("rps"), ".0f") if "error" not in r else r["error"], r.get("fails", "-"),
+              fmt(r.get("cpu_us"), ".0f"),
               fmt(ratio(r.get("rps"), base(0)), ".2f") if ours else "",
+              fmt(ratio(r.get("cpu_us"), base(0, "cpu_us")), ".2f") if ours else "",
               fmt(ratio(r.get("rps"), base(1)), ".2f") if ours else "",
               fmt(ratio(r.get("rps"), base(2)), ".2f") if ours else "")
         R.setdefault("http-keepalive" if keep else "http", {})[label] = r

@@ -544,30 +544,29 @@ def build_response(status, body=b"", content_type=None, headers=None, head=False
         if _charset_needed(content_type):
             content_type = content_type + "; charset=utf-8"
     no_body = status in (204, 304) or 100 <= status < 200
+    # The generated header lines, each with its lowercased name: names and
+    # values we make ourselves need no check, those the caller gave do.
     generated = []
     if date:
         import email.utils
-        generated.append(("Date", email.utils.formatdate(usegmt=True)))
+        generated.append((b"date", b"Date: " + email.utils.formatdate(usegmt=True).encode("ascii")))
     if server_name:
-        generated.append(("Server", server_name))
+        generated.append((b"server", b"Server: " + _header_bytes(server_name)))
     if content_type is not None and not no_body:
-        generated.append(("Content-Type", content_type))
+        generated.append((b"content-type", b"Content-Type: " + _header_bytes(content_type)))
     if not (status == 204 or 100 <= status < 200 or (status == 304 and not body)):
-        generated.append(("Content-Length", len(body)))
-    generated.append(("Connection", "keep-alive" if keep_alive else "close"))
+        generated.append((b"content-length", b"Content-Length: " + str(len(body)).encode("ascii")))
+    generated.append((b"connection", b"Connection: keep-alive" if keep_alive else b"Connection: close"))
 
-    extra = []
+    lines = [b"HTTP/1.1 " + _header_bytes("%d %s" % (status, REASONS.get(status, "Unknown")))]
     if headers:
         items = headers.items() if hasattr(headers, "items") else headers
         extra = [(_header_bytes(n), _header_bytes(v)) for n, v in items]
-    overridden = set(n.lower() for n, _ in extra)
-    lines = [b"HTTP/1.1 " + _header_bytes("%d %s" % (status, REASONS.get(status, "Unknown")))]
-    for name, value in generated:
-        bname = _header_bytes(name)
-        if bname.lower() not in overridden:
-            lines.append(bname + b": " + _header_bytes(value))
-    for bname, bvalue in extra:
-        lines.append(bname + b": " + bvalue)
+        overridden = set(n.lower() for n, _ in extra)
+        lines.extend(line for lname, line in generated if lname not in overridden)
+        lines.extend(bname + b": " + bvalue for bname, bvalue in extra)
+    else:
+        lines.extend(line for _, line in generated)
     out = b"\r\n".join(lines) + b"\r\n\r\n"
     if head or no_body:
         return out

@@ -391,6 +391,30 @@ def test_accepted_connections_reuse_a_spare_reader_thread_released_when_the_ling
         lst.close()
 
 
+def test_a_non_daemon_listener_reuses_spare_reader_threads_of_its_own_and_ends_them_when_closed():
+    # the tcpcom faces' listeners are not daemons (they keep a script alive): a connection
+    # per request must not pay a new thread there either, and close() must not leave a
+    # waiting non-daemon spare that holds the program's end for its idle time
+    _ThreadLog.made, _ThreadLog.lost = [], []
+    lst = Listener(0, _ThreadLog, host="127.0.0.1", daemon=False)
+    lst.spares.idle_timeout = 3600  # out of reach: only close() can end a waiting spare
+    try:
+        s = raw_client(lst.port)
+        wait_until(lambda: len(_ThreadLog.made) == 1)
+        t1 = _ThreadLog.made[0][1]
+        assert not t1.daemon
+        s.close()
+        wait_until(lambda: t1.name.startswith("tcpcom-spare"))  # its linger is over: it waits as a spare
+        s = raw_client(lst.port)
+        wait_until(lambda: len(_ThreadLog.made) == 2)
+        assert _ThreadLog.made[1][1] is t1
+        s.close()
+        wait_until(lambda: t1.name.startswith("tcpcom-spare"))
+    finally:
+        lst.close()
+    wait_until(lambda: not t1.is_alive(), what="the waiting spare ended by close()")
+
+
 def test_watchdog_is_woken_only_for_a_deadline_earlier_than_its_own_wake_up():
     # short-lived connections each add a far deadline (send timeout): no wake-up for those
     from tcpcom._compat import monotonic

@@ -738,6 +738,14 @@ def test_build_response_rejects_header_injection():
         build_response(302, headers={"Location": "/x\nfoo"})
 
 
+def test_build_response_rejects_line_breaks_in_the_server_name_and_content_type_it_was_given():
+    # the generated lines are not checked one by one any more: these two carry the caller's text
+    with pytest.raises(ValueError):
+        build_response(200, "x", server_name="tcpcom\r\nSet-Cookie: evil")
+    with pytest.raises(ValueError):
+        build_response(200, "x", content_type="text/html\nSet-Cookie: evil")
+
+
 def test_build_response_is_readable_by_http_client():
     import http.client
 

@@ -20,7 +20,7 @@ from .errors import NETWORK_ERRORS, ConnectionClosedError, ReadTimeout
 from .inbound import Inbound
 from .lifecycle import CLOSED, CLOSING, DELIVERING, LOST, OPEN, SENDING, ConnectionLife, always
 from .outbound import Outbound
-from .reading import RECV_SIZE, ReaderThread, Waiter, current_reader, set_current_reader, spares
+from .reading import RECV_SIZE, ReaderThread, Waiter, current_reader, set_current_reader
 from .sockets import plain_address, set_recv_timeout, timed_out, wait_readable
 
 log = logging.getLogger("tcpcom.engine")
@@ -179,8 +179,9 @@ class Connection(ConnectionLife):
             if self._reader is not None or self._state is CLOSED:
                 return self
             self._reader = reader
-        # accepted daemon connections take a spare thread if one waits
-        reader.start("tcpcom-conn-%s" % self.id, self.daemon, spares if self.listener is not None else None)
+        # accepted connections take a spare thread of their listener's pool if one waits
+        pool = self.listener.spares if self.listener is not None else None
+        reader.start("tcpcom-conn-%s" % self.id, self.daemon, pool)
         deadlines = [d for d in (self._read_timeout, self.send_timeout) if d]
         if self._deadline is not None:
             deadlines.append(max(0.0, self._deadline[0] - monotonic()))

@@ -12,7 +12,7 @@ from ..framing import DEFAULT_MAX_MESSAGE_SIZE, make_framer
 from .checks import check_callable, check_host, check_number, check_options, check_port
 from .connection import DEFAULT_SEND_TIMEOUT, Connection
 from .lifecycle import always
-from .reading import current_reader
+from .reading import Spares, current_reader, spares
 from .sockets import bind_socket, close_quietly, plain_address, shutdown_quietly
 
 log = logging.getLogger("tcpcom.engine")
@@ -83,6 +83,8 @@ class Listener(object):
                             errors=errors, read_timeout=read_timeout, send_timeout=send_timeout,
                             daemon=daemon)
         self.daemon = daemon
+        # reader threads kept for the next connection; non-daemon ones are this listener's own
+        self.spares = spares if daemon else Spares(daemon=False)
         self.max_connections = max_connections
         self.dispatcher = dispatcher
         self.executor = executor or SerialExecutor(dispatcher)
@@ -261,6 +263,8 @@ class Listener(object):
             conns = list(self._conns.values())
         for conn in conns:
             conn.close()
+        if self.spares is not spares:
+            self.spares.close()  # its waiting threads must not hold the program's end
 
 
 class _PendingHandler(object):

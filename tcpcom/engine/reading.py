@@ -4,8 +4,10 @@
 - :class:`Spares` keeps reader threads of finished connections for the next
   accepted connection instead of letting them end (starting a thread costs
   about 100 us of CPU, the largest cost per connection at a connection per
-  request).  Its trap: a spare thread is a daemon that waits ``idle_timeout``
-  s for work, so only daemon connections may use it.
+  request).  Its trap: a spare thread waits ``idle_timeout`` s for work, so
+  the shared pool is of daemon threads; a non-daemon listener keeps a pool
+  of its own and ends its waiting spares when it closes (else they would
+  hold the program's end for that long).
 - :func:`current_reader` says which object's read loop runs on this thread:
   a blocking call made from a callback on a reader thread must not wait for
   that very thread.
@@ -79,8 +81,9 @@ class Waiter(object):
 class ReaderThread(object):
     """A read loop ``run()`` on a thread of its own: ``start()``, ``join()``, ``done``.
 
-    ``spares`` (a :class:`Spares`): run it on a waiting spare thread if there
-    is one (daemon only).  Without: a new thread, daemon or not.
+    ``spares`` (a :class:`Spares` whose threads are daemons or not as
+    ``daemon`` says): run it on a waiting spare thread if there is one.
+    Without: a new thread, daemon or not.
     """
 
     __slots__ = ("name", "_run", "_ended", "_thread")
@@ -93,7 +96,7 @@ class ReaderThread(object):
 
     def start(self, name, daemon=True, spares=None):
         self.name = name
-        if spares is not None and daemon:
+        if spares is not None and spares.daemon == daemon:
             spares.start(self, name)
         else:
             self._thread = make_thread(self._own_thread, name, daemon=daemon)
@@ -136,12 +139,15 @@ class Spares(object):
 
     A daemon reader whose connection has finished waits up to
     ``idle_timeout`` s, named ``tcpcom-spare``, for the next connection's
-    read loop; at most ``max_spare`` wait.
+    read loop; at most ``max_spare`` wait.  ``daemon=False``: the pool of
+    one non-daemon listener, which calls :meth:`close` when it closes.
     """
 
-    def __init__(self, max_spare=16, idle_timeout=2.0):
+    def __init__(self, max_spare=16, idle_timeout=2.0, daemon=True):
         self.max_spare = max_spare
         self.idle_timeout = idle_timeout
+        self.daemon = daemon
+        self._closed = False
         self._lock = threading.Lock()
         self._idle = []  # one Waiter per waiting spare thread, the last one waited least
         self._seq = itertools.count(1)
@@ -152,7 +158,15 @@ class Spares(object):
             if self._idle:
                 self._idle.pop().set((reader, name))
                 return
-        make_thread(self._run, name, ((reader, name),)).start()
+        make_thread(self._run, name, ((reader, name),), daemon=self.daemon).start()
+
+    def close(self):
+        """The waiting spare threads end now, and busy ones when their connection has."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for w in idle:
+            w.set(None)
 
     def _run(self, job):
         me = threading.current_thread()
@@ -171,7 +185,7 @@ class Spares(object):
             me.name = "tcpcom-spare-%d" % next(self._seq)
             w = Waiter()
             with self._lock:
-                keep = len(self._idle) < self.max_spare
+                keep = not self._closed and len(self._idle) < self.max_spare
                 if keep:
                     self._idle.append(w)
             reader.ended()  # join() returns: this thread no longer belongs to the connection
@@ -184,6 +198,8 @@ class Spares(object):
                     self._idle.remove(w)
                     return
             job = w.value
+            if job is None:  # closed
+                return
 
 
 #: the engine's spare reader threads
