@@ -388,7 +388,7 @@ class SerialExecutor(object):
         ok = False
         try:
             if first is not None:
-                call_logged(first[0], first[1])  # not call_logged(*first): one C stack frame less
+                call_logged(*first)
             self._drain_loop()
             ok = True
         finally:

@@ -32,7 +32,8 @@ _ids = itertools.count(1)
 #: request() for this long (s): while requests follow each other more closely, each caller
 #: reads its own reply -- no thread switch per round trip.  What the peer sends between two
 #: requests is read by the next one, or by the reader thread at most this long later.
-#: None: the reader thread reads everything (Jython: its sockets wake every poller).
+#: None: the reader thread reads everything (Jython: its sockets wake every poller; systems
+#: without poll(), i.e. Windows, whose SO_RCVTIMEO takes another format).
 CALLER_READS = None if JYTHON or not hasattr(select, "poll") else 0.005
 #: a request() that reads its reply itself looks this often (s) whether it was closed meanwhile
 READ_SLICE = 0.05
@@ -126,7 +127,6 @@ class Connection(ConnectionLife):
     _park_next = False   # a request() asks the reader thread to leave the socket to callers
     _requests = 0        # requests whose callers read their replies themselves
     _unpark = None       # an Event while the reader thread is parked
-    _poll = None         # callers' poll object (made on first use)
 
     def __init__(self, sock, handler=None, framing=b"\0", max_message_size=DEFAULT_MAX_MESSAGE_SIZE,
                  encoding="utf-8", errors=None, read_timeout=None, send_timeout=DEFAULT_SEND_TIMEOUT,
@@ -414,10 +414,10 @@ class Connection(ConnectionLife):
             left = deadline - monotonic()
             if left <= 0:
                 return
-            if caller and left >= READ_SLICE:
-                pass  # recv() gives up after READ_SLICE by itself (the parked reader set SO_RCVTIMEO)
-            elif not (self._readable(left) if caller else wait_readable(self.sock, min(left, READ_SLICE))):
-                continue  # (a close from another thread ends the wait within READ_SLICE)
+            # a caller's recv() gives up after READ_SLICE by itself (the parked reader set
+            # SO_RCVTIMEO); else wait at most that long (a close from another thread ends the wait)
+            if not (caller and left >= READ_SLICE) and not wait_readable(self.sock, min(left, READ_SLICE)):
+                continue
             try:
                 data = self.sock.recv(RECV_SIZE)
             except NETWORK_ERRORS as e:
@@ -436,9 +436,3 @@ class Connection(ConnectionLife):
                 self._resume_reader()  # the reader thread ends the connection
                 return
 
-    def _readable(self, timeout):
-        poll = self._poll
-        if poll is None:
-            poll = self._poll = select.poll()
-            poll.register(self.sock, select.POLLIN)
-        return bool(poll.poll(max(0, int(timeout * 1000 + 0.999))))

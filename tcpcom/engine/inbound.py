@@ -33,7 +33,7 @@ class Inbound(object):
         #: ASCII byte is always that character (UTF-8 never has one inside a multi-byte one)
         self._text_delimiter = None
         if (encoding and type(framer) is DelimiterFramer and len(framer.delimiter) == 1
-                and ord(framer.delimiter[:1].decode("latin-1")) < 0x80
+                and framer.delimiter < b"\x80"
                 and codecs.lookup(encoding).name in _ASCII_SAFE):
             self._text_delimiter = framer.delimiter.decode("ascii")
         if encoding and isinstance(framer, DelimiterFramer):
