@@ -468,3 +468,53 @@ def test_udp_endpoint_closed_by_its_callback_delivers_nothing_after_it():
     finally:
         s.close()
         ep.close()
+
+
+def test_a_client_that_hung_up_with_messages_still_unread_does_not_occupy_the_server():
+    """A one-client Listener whose connection is still delivering what its peer sent before
+    hanging up waits (bounded) for it to end instead of refusing the next client as occupied."""
+    import socket as socketlib
+    from tcpcom.engine import Handler, Listener
+    from tcpcom.engine.sockets import peer_sent_end
+    go, checking, made = threading.Event(), threading.Event(), threading.Event()
+
+    class Slow(Handler):
+        def connection_made(self, conn):
+            if getattr(self, "second", False):
+                made.set()
+
+        def message_received(self, conn, message):
+            go.wait(DEADLINE)  # the first client's messages wait here, unread behind this one
+
+    handlers = []
+
+    def on_connection(conn):
+        h = Slow()
+        h.second = bool(handlers)
+        handlers.append(h)
+        return h
+    server = Listener(0, on_connection, host="127.0.0.1", max_connections=1)
+    try:
+        a = socketlib.create_connection(("127.0.0.1", server.port))
+        a.sendall(b"m1\0")
+        wait_until(lambda: server.connections, what="the first connection")
+        first = server.connections[0]
+        a.sendall(b"m2\0")
+        a.close()
+        wait_until(lambda: peer_sent_end(first.sock), what="the first client's end arrived, m2 unread")
+        wait_closed = first.wait_closed
+
+        def watched(timeout=None):  # the accept thread waits for the first connection to end
+            checking.set()
+            return wait_closed(timeout)
+        first.wait_closed = watched
+        b = socketlib.create_connection(("127.0.0.1", server.port))
+        try:
+            assert checking.wait(DEADLINE), "the second client was refused without waiting"
+            go.set()
+            assert made.wait(DEADLINE), "the second client was not served"
+        finally:
+            b.close()
+    finally:
+        go.set()
+        server.close()

@@ -13,7 +13,7 @@ from .checks import check_callable, check_host, check_number, check_options, che
 from .connection import DEFAULT_SEND_TIMEOUT, Connection
 from .lifecycle import always
 from .reading import Spares, current_reader, spares
-from .sockets import bind_socket, close_quietly, plain_address, shutdown_quietly
+from .sockets import bind_socket, close_quietly, peer_sent_end, plain_address, shutdown_quietly
 
 log = logging.getLogger("tcpcom.engine")
 
@@ -173,7 +173,8 @@ class Listener(object):
         if len(live) < self.max_connections:
             return False
         for conn in live:
-            if conn.peer_closed():
+            # (it may still be reading what the peer sent before: it delivers that, then ends)
+            if conn.peer_closed() or peer_sent_end(conn.sock):
                 conn.wait_closed(PEER_GONE_WAIT)
         return len(self.connections) >= self.max_connections
 

@@ -192,6 +192,21 @@ def peer_has_closed(sock):
         return False
 
 
+_TCP_CLOSE_WAIT = 8  # Linux's tcp_info.tcpi_state once the peer's FIN has arrived
+
+
+def peer_sent_end(sock):
+    """True if the peer has closed its side, even while data it sent before is still unread
+    (Linux: the connection's TCP state is CLOSE_WAIT); False where that cannot be told."""
+    tcp_info = getattr(socket, "TCP_INFO", None)
+    if tcp_info is None:
+        return False
+    try:
+        return bytearray(sock.getsockopt(socket.IPPROTO_TCP, tcp_info, 8))[0] == _TCP_CLOSE_WAIT
+    except Exception:  # not Linux's layout, or the socket is gone
+        return False
+
+
 def set_recv_timeout(sock, seconds):
     """Make a blocking ``recv()`` on ``sock`` give up after ``seconds`` (0: never) in the kernel
     (SO_RCVTIMEO): the socket stays in blocking mode, so a read costs one system call, not a
