@@ -238,6 +238,8 @@ FLOOR_SLACK = 1.25
 
 def fig_roundtrip(P, servers, cpu, R):
     cases = [("floor: minimal client -> minimal echo server", "minimal", "minimal"),
+             ("floor: raw client -> minimal echo server", "raw", "minimal"),
+             ("floor: minimal client -> raw server", "minimal", "raw"),
              ("(a) raw client -> raw server", "raw", "raw"),
              ("(c) raw client -> asyncio server", "raw", "asyncio"),
              ("ours: TCPClient -> TCPServer (end to end)", "tcpclient", "tcpserver"),
@@ -248,12 +250,12 @@ def fig_roundtrip(P, servers, cpu, R):
     C = P["roundtrip"]
     res = interleaved("roundtrip", cases, servers, dict(n=C["n"], reps=1), C["reps"], cpu, "times")
     rt = dict((label, med(res[label].get("rt", []))) for label, _, _ in cases)
-    base_a, base_c = rt[cases[1][0]], rt[cases[2][0]]
+    base_a, base_c = rt[cases[3][0]], rt[cases[4][0]]
     t = Table("Figure 2: round trip of a 32-byte message (%s), %d interleaved batches of %d"
               % (pin_label(cpu), P["roundtrip"]["reps"], P["roundtrip"]["n"]),
               ["case", "median us", "p99 us", "batch mean us", "x (a)", "x (c)", "client CPU us",
                "client CPU x (a)"])
-    cpu_a = med(res[cases[1][0]]["cpu"])
+    cpu_a = med(res[cases[3][0]]["cpu"])
     for label, ck, sk in cases:
         r = res[label]
         m, c = rt[label], med(r["cpu"])
@@ -266,13 +268,16 @@ def fig_roundtrip(P, servers, cpu, R):
             "median_us": m * 1e6, "p99_us": pct(r.get("rt"), 99) * 1e6,
             "batch_mean_us": med(r.get("times", [])) * 1e6, "client_cpu_us": c * 1e6, "errors": r["errors"]}
     t.show()
-    check_floor(R, pin_label(cpu), base_a, rt[cases[0][0]], P is QUICK)
+    check_floor(R, pin_label(cpu), base_a, rt[cases[0][0]], P is QUICK,
+                (rt[cases[1][0]], rt[cases[2][0]]))
 
 
-def check_floor(R, where, raw, minimal, quick=False):
+def check_floor(R, where, raw, minimal, quick=False, halves=None):
     """The raw pair's round trip against the minimal pair's, measured in the same run: far
     above it, the harness slows every case down and every ratio is too kind.  A full run
-    then fails (exit 3); a --quick run (a few samples, a smoke test) only says so."""
+    then fails (exit 3); a --quick run (a few samples, a smoke test) only says so.
+    ``halves``: the round trips of the raw client with the minimal server and of the
+    minimal client with the raw server, which say which side the difference comes from."""
     floor = ratio(raw, minimal)
     R.setdefault("floor", {})[where] = floor
     if floor <= FLOOR_SLACK:  # nan fails too: a floor we could not measure is no floor
@@ -281,6 +286,12 @@ def check_floor(R, where, raw, minimal, quick=False):
     print("\n!!! FLOOR CHECK FAILED (%s): the raw pair's round trip is %.2f x the minimal pair's "
           "(allowed: %.2f x). The harness is slowing every case down; the ratios above are too kind.%s"
           % (where, floor, FLOOR_SLACK, " (--quick: too few samples to fail the run)" if quick else ""))
+    if halves is not None:
+        client, server = ratio(halves[0], minimal), ratio(halves[1], minimal)
+        R.setdefault("floor_halves", {})[where] = {"raw_client": client, "raw_server": server}
+        print("    which side: the raw client with the minimal server is %.2f x the minimal pair "
+              "(the clients every case uses), the minimal client with the raw server %.2f x "
+              "(the baseline server's own framing, decoding and handler call)" % (client, server))
     if not quick:
         R.setdefault("floor_failed", []).append(where)
     return False

@@ -264,8 +264,10 @@ class TCPServer(Face):
         if conn is None:
             self._log.warning("sendMessage(%s): no client is connected, nothing was sent", excerpt(msg))
             return
+        if msg.__class__ is not text_type:  # (text, the common case, needs no call)
+            msg = script_text(msg)
         try:
-            conn.send_message(script_text(msg))
+            conn.send_message(msg)
         except ConnectionClosedError as e:
             self._log.warning("sendMessage(%s) failed: %s", excerpt(msg), e)
 
@@ -636,7 +638,8 @@ class TCPClient(Face):
             self._log.warning("sendMessage(%s): not connected, nothing was sent; call connect() first",
                               excerpt(msg))
             return None
-        msg = script_text(msg)  # Jython: a str that is not UTF-8 is Latin-1 text
+        if msg.__class__ is not text_type:  # Jython: a str that is not UTF-8 is Latin-1 text
+            msg = script_text(msg)
         try:
             if responseTime and responseTime > 0:
                 return conn.request(msg, responseTime)

@@ -59,3 +59,9 @@ def test_the_floor_check_fails_a_full_run_whose_raw_pair_is_far_from_the_minimal
     Q = {}
     assert not run.check_floor(Q, "pinned", 24e-6, 8e-6, quick=True)
     assert "floor_failed" not in Q  # a smoke run only says so
+    # which side: the raw client (the harness every case uses) or the raw server's own work
+    H = {}
+    assert not run.check_floor(H, "pinned", 24e-6, 8e-6, halves=(23e-6, 9e-6))
+    out = capsys.readouterr().out
+    assert "the raw client with the minimal server is 2.88 x" in out and "raw server 1.12 x" in out
+    assert H["floor_halves"]["pinned"] == {"raw_client": 23e-6 / 8e-6, "raw_server": 9e-6 / 8e-6}

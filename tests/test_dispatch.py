@@ -145,6 +145,41 @@ def test_a_keyboard_interrupt_in_a_pumped_callback_flies_and_the_rest_is_still_d
     assert rec.messages() == ["next"]
 
 
+def test_an_inline_callback_that_raises_is_logged_and_the_executor_is_idle_again(pool, caplog):
+    ex = SerialExecutor(pool)
+    rec = Recorder("after the error")
+
+    def broken():
+        raise ValueError("inline bug")
+    with caplog.at_level(logging.ERROR, logger="tcpcom.dispatch"):
+        ex.post(broken, (), True)
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "broken" in errors[0].getMessage() and errors[0].exc_info[0] is ValueError
+    ex.post(rec, ("MESSAGE", "next"), True)  # idle again: runs here, at once
+    assert rec.events == [("MESSAGE", "next")] and rec.threads == {threading.current_thread().name}
+
+
+def test_a_keyboard_interrupt_in_an_inline_callback_flies_and_what_it_queued_is_still_delivered(pool):
+    ex = SerialExecutor(pool)
+    rec = Recorder("queued by the interrupted callback")
+    owned = []
+
+    def queued(state, msg):
+        owned.append(ex.in_callback())  # delivered by a thread that owns the executor
+        rec(state, msg)
+
+    def interrupted():
+        ex.post(queued, ("MESSAGE", "queued"), True)  # from inside: queued behind this callback
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        ex.post(interrupted, (), True)
+    assert rec.wait_messages(1) == ["queued"]
+    assert rec.threads != {threading.current_thread().name} and owned == [True]
+    assert ex.wait_idle(DEADLINE)
+    ex.post(rec, ("MESSAGE", "then"), True)
+    assert rec.messages() == ["queued", "then"]
+
+
 # -- wait_idle --------------------------------------------------------------------------
 
 def test_wait_idle_returns_false_at_once_from_inside_a_callback(pool):

@@ -18,7 +18,7 @@ from .checks import check_options
 from .deadlines import watchdog
 from .errors import NETWORK_ERRORS, ConnectionClosedError, ReadTimeout
 from .inbound import Inbound
-from .lifecycle import CLOSED, CLOSING, DELIVERING, LOST, OPEN, SENDING, ConnectionLife, always
+from .lifecycle import CLOSED, CLOSING, LOST, OPEN, SENDING, ConnectionLife, always
 from .outbound import Outbound
 from .reading import RECV_SIZE, ReaderThread, Waiter, current_reader, set_current_reader
 from .sockets import plain_address, set_recv_timeout, timed_out, wait_readable
@@ -307,7 +307,7 @@ class Connection(ConnectionLife):
             call_logged(fn, (self,), None, log)
 
     def _deliver(self, messages):
-        if self._state not in DELIVERING:
+        if not self.delivering:
             return
         h = self._handler
         batch = getattr(h, "messages_received", None)
@@ -326,7 +326,7 @@ class Connection(ConnectionLife):
                 cb(self, m)
             except Exception:
                 log.exception("%s raised (%r, %s); the engine goes on", callable_name(cb), self, excerpt(m))
-            if self._state not in DELIVERING:  # the callback closed the connection
+            if not self.delivering:  # the callback closed the connection
                 return
 
     def _lost(self, reason):

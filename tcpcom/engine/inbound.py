@@ -44,8 +44,10 @@ class Inbound(object):
     def feed(self, data):
         """The messages in ``data``, and the exception that must end the connection (or None)."""
         framer = self.framer
+        # (framer._buf: nothing of an earlier chunk waits -- _text_delimiter is only set for a
+        # DelimiterFramer; read directly, as its "buffered" property would cost a call per chunk)
         if self._text_delimiter is not None and data.__class__ is bytes and len(data) <= framer.max_size \
-                and not framer.buffered:
+                and not framer._buf:
             end = data.rfind(framer.delimiter)  # the end of the last complete message
             if end >= 0:
                 try:

@@ -182,6 +182,7 @@ class ConnectionLife(object):
             self._state = to
             self.delivering = to in DELIVERING
             if to is CLOSING or to is LOST:
+                self._out.stopped = True  # sending is over (a send asks _check_open() why)
                 self.close_reason = reason
                 waiters, self._waiters = self._waiters, []
                 for w in waiters:  # request() returns None

@@ -43,14 +43,17 @@ class Outbound(object):
     ``failed(error)`` ends the connection after a failed send and returns the
     exception for the sender."""
 
-    __slots__ = ("sock", "framer", "encoding", "since", "_utf8", "_suffix", "_lock", "_fin_owed", "_check_open",
-                 "_failed")
+    __slots__ = ("sock", "framer", "encoding", "since", "stopped", "_utf8", "_suffix", "_lock", "_fin_owed",
+                 "_check_open", "_failed")
 
     def __init__(self, sock, framer, encoding, check_open, failed):
         self.sock = sock
         self.framer = framer
         self.encoding = encoding or "utf-8"
         self.since = None
+        #: set (by the connection) once sending is over: each send then asks ``check_open()``
+        #: for the exception to raise -- a flag, so that a send in the open state makes no call
+        self.stopped = False
         self._utf8 = self.encoding.lower().replace("-", "").replace("_", "") == "utf8"
         self._suffix = framing_suffix(framer)  # None: a framing with a header (say, a length prefix)
         self._lock = threading.Lock()
@@ -73,10 +76,13 @@ class Outbound(object):
             raise TypeError("cannot send None: pass text or bytes")
         else:
             payload = to_bytes(message, self.encoding)
-        if len(payload) < BIG_SEND or self._suffix is None:
+        suffix = self._suffix
+        if suffix is None:  # a framing with a header (say, a length prefix)
             self.send_parts((self.framer.encode(payload),))
+        elif len(payload) < BIG_SEND:
+            self.send_parts((payload + suffix,))
         else:  # no copy of a big payload just to append the delimiter
-            self.send_parts((payload, self._suffix))
+            self.send_parts((payload, suffix))
 
     def _encode_slices(self, text):
         # UTF-8 is stateless: the slices encode to exactly the bytes of the whole
@@ -95,17 +101,20 @@ class Outbound(object):
 
     def send_parts(self, parts):
         """Send each part in turn, as one message (no other sender in between)."""
-        self._check_open()
-        with self._lock:
-            try:
-                for part in parts:
-                    if part:
-                        self.since = monotonic()  # progress: the send timeout restarts
-                        self.sock.sendall(part)
-            except NETWORK_ERRORS as e:
-                raise self._failed(e)
-            finally:
-                self.since = None
+        if self.stopped:
+            self._check_open()
+        lock = self._lock
+        lock.acquire()  # (not "with": this runs per message, and "with" costs more)
+        try:
+            for part in parts:
+                if part:
+                    self.since = monotonic()  # progress: the send timeout restarts
+                    self.sock.sendall(part)
+        except NETWORK_ERRORS as e:
+            raise self._failed(e)
+        finally:
+            self.since = None
+            lock.release()
         if self._fin_owed:
             self.pay_fin()
 
