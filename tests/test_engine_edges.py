@@ -280,3 +280,73 @@ def test_message_of_exactly_max_size_passes_and_one_byte_more_is_named_truthfull
         assert info.value.size == 101 and info.value.limit == 100
         assert "more than 101" not in text  # it has exactly 101 bytes
         assert "at least 101 bytes" in text and "maximum of 100 bytes" in text
+
+
+# -- a reset whose error a send took: the reader sees only the end of the stream ----------------
+
+def _pair():
+    import socket
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+    a = socket.create_connection(ls.getsockname())
+    b, _ = ls.accept()
+    ls.close()
+    return a, b
+
+
+@pytest.mark.skipif(not hasattr(__import__("socket"), "TCP_INFO"), reason="needs Linux's TCP_INFO")
+def test_an_end_of_stream_after_a_reset_is_told_from_the_peers_normal_end():
+    import errno
+    import socket
+    from tcpcom.engine.sockets import reset_error
+    a, b = _pair()
+    try:
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        a.close()  # a reset
+        b.settimeout(DEADLINE)
+        with pytest.raises(socket.error):  # the first call takes the reset's error (a send, say)...
+            b.recv(10)
+        assert b.recv(10) == b""  # ...and the reader then sees only an end
+        e = reset_error(b)
+        assert isinstance(e, socket.error) and e.errno == errno.ECONNRESET
+    finally:
+        b.close()
+    a, b = _pair()
+    try:
+        a.close()  # a normal end
+        b.settimeout(DEADLINE)
+        assert b.recv(10) == b""
+        assert reset_error(b) is None
+    finally:
+        b.close()
+
+
+@pytest.mark.skipif(not hasattr(__import__("socket"), "TCP_INFO"), reason="needs Linux's TCP_INFO")
+def test_a_connection_reset_whose_error_a_send_took_ends_with_that_error_not_a_normal_close():
+    import socket
+    reset, lost = threading.Event(), []
+
+    class H(Handler):
+        def connection_made(self, conn):  # on the reader thread, before its first recv()
+            reset.wait(DEADLINE)
+            for _ in range(200):  # a send (here a raw one) takes the reset's error
+                try:
+                    conn.sock.send(b"x")
+                except socket.error:
+                    return
+                threading.Event().wait(0.01)
+
+        def connection_lost(self, conn, reason):
+            lost.append(reason)
+
+    listener = Listener(0, lambda conn: H(), host="127.0.0.1")
+    try:
+        s = raw_client(listener.port)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+        reset.set()
+        wait_until(lambda: lost, DEADLINE)
+        assert isinstance(lost[0], socket.error), lost  # not None: it did not end normally
+    finally:
+        listener.close()

@@ -21,7 +21,7 @@ from .inbound import Inbound
 from .lifecycle import CLOSED, CLOSING, LOST, OPEN, SENDING, ConnectionLife, always
 from .outbound import Outbound
 from .reading import RECV_SIZE, ReaderThread, Waiter, current_reader, set_current_reader
-from .sockets import plain_address, set_recv_timeout, timed_out, wait_readable
+from .sockets import plain_address, reset_error, set_recv_timeout, timed_out, wait_readable
 
 log = logging.getLogger("tcpcom.engine")
 
@@ -219,6 +219,7 @@ class Connection(ConnectionLife):
                     reason = e
                     break
                 if not data:
+                    reason = reset_error(self.sock)  # None: the peer's normal end
                     break
                 self._last_activity = monotonic()
                 if self._state is not CLOSING:  # closing: lingering, what comes is discarded
@@ -304,7 +305,10 @@ class Connection(ConnectionLife):
     def _made(self):
         fn = getattr(self._handler, "connection_made", None)  # a method it lacks: nothing to do
         if fn is not None:
-            call_logged(fn, (self,), None, log)
+            try:  # (not call_logged(): its fn(*args) is one more C call level on this thread's stack)
+                fn(self)
+            except Exception:
+                log.exception("%s raised (%r); the engine goes on", callable_name(fn), self)
 
     def _deliver(self, messages):
         if not self.delivering:
@@ -375,12 +379,11 @@ class Connection(ConnectionLife):
             w.wait(timeout)
         else:
             self._await(w, deadline)
-        self._drop_waiter(w)
+        if not w.done:  # (filled: whoever filled it took it off the list)
+            self._drop_waiter(w)
         return w.value
 
     def _drop_waiter(self, w):
-        if w.done:  # whoever filled it took it off the list
-            return
         with self._lock:
             if w in self._waiters:
                 self._waiters.remove(w)
@@ -426,7 +429,7 @@ class Connection(ConnectionLife):
                 self._eof = (e,)
             else:
                 if not data:
-                    self._eof = (None,)
+                    self._eof = (reset_error(self.sock),)
                 else:
                     self._last_activity = monotonic()
                     error = self._received(data, caller)

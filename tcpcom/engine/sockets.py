@@ -219,3 +219,23 @@ def set_recv_timeout(sock, seconds):
 def timed_out(error):
     """True if a recv() ``error`` only says that SO_RCVTIMEO passed (see :func:`set_recv_timeout`)."""
     return getattr(error, "errno", None) in (errno.EAGAIN, errno.EWOULDBLOCK)
+
+
+_TCP_CLOSE = 7  # Linux's tcp_info.tcpi_state of a connection that was reset (or is gone)
+
+
+def reset_error(sock):
+    """After ``recv()`` returned the end of the stream: the error if the connection was in
+    fact reset (Linux: its TCP state is CLOSE, where a peer's normal end leaves CLOSE_WAIT),
+    else None.  The reset's error is reported once, to whichever call on the socket sees it
+    first: when a send on another thread took it, the reader sees only an end."""
+    tcp_info = getattr(socket, "TCP_INFO", None)
+    if tcp_info is None:
+        return None
+    try:
+        state = bytearray(sock.getsockopt(socket.IPPROTO_TCP, tcp_info, 8))[0]
+    except Exception:  # not Linux's layout, or the socket is gone
+        return None
+    if state != _TCP_CLOSE:
+        return None
+    return socket.error(errno.ECONNRESET, "the connection was reset by the peer")
