@@ -347,11 +347,11 @@ def test_terminated_and_disconnected_on_the_last_line_are_printed():
     assert lines[-1] == "TERMINATED" and "DISCONNECTED" in lines, (out, err)
 
 
-def _interrupt_once(code):
-    """Run ``code`` until it prints 'ready', press Ctrl-C once: (exit status, seconds, output)."""
+def _interrupt_once(code, ready=r"^ready (\d+)"):
+    """Run ``code`` until it prints ``ready``, press Ctrl-C once: (exit status, seconds, output)."""
     proc = Proc(["-c", code])
     try:
-        port = int(proc.wait_line(r"^ready (\d+)").group(1))
+        port = int(proc.wait_line(ready).group(1))
         t = time.monotonic()
         proc.p.send_signal(signal.SIGINT)
         rc = proc.finish(DEADLINE)
@@ -375,9 +375,27 @@ _SERVER = ("from tcpcom import *\n"
            "print('ready', server.getPort())\n")
 
 
+#: 'ready' (again) once the main thread waits in loopForever(): a Ctrl-C that came a moment
+#: earlier, while the script was still on its way there, ends it like any other line
+_IN_LOOP_FOREVER = ("import sys, threading\n"
+                    "def tell(main=threading.main_thread().ident):\n"
+                    "    for _ in range(2000):\n"
+                    "        f = sys._current_frames().get(main)\n"
+                    "        while f is not None and f.f_code.co_name != 'loopForever':\n"
+                    "            f = f.f_back\n"
+                    "        if f is not None:\n"
+                    "            print('ready', server.getPort(), 'in loopForever', flush=True)\n"
+                    "            return\n"
+                    "        threading.Event().wait(0.005)\n"
+                    "threading.Thread(target=tell, daemon=True).start()\n")
+
+
 @pytest.mark.parametrize("wait", ["while True:\n    time.sleep(1)\n", "server.loopForever()\n", ""])
 def test_one_ctrl_c_ends_a_script_with_live_servers_and_clients(wait):
-    rc, took, lines = _interrupt_once(_SERVER + wait)
+    if wait.startswith("server.loopForever"):
+        rc, took, lines = _interrupt_once(_SERVER + _IN_LOOP_FOREVER + wait, r"^ready (\d+) in loopForever")
+    else:
+        rc, took, lines = _interrupt_once(_SERVER + wait)
     if wait.startswith("server.loopForever"):
         assert rc == 0, lines  # loopForever() takes Ctrl-C as the way to stop
     else:

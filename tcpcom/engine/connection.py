@@ -305,10 +305,7 @@ class Connection(ConnectionLife):
     def _made(self):
         fn = getattr(self._handler, "connection_made", None)  # a method it lacks: nothing to do
         if fn is not None:
-            try:  # (not call_logged(): its fn(*args) is one more C call level on this thread's stack)
-                fn(self)
-            except Exception:
-                log.exception("%s raised (%r); the engine goes on", callable_name(fn), self)
+            call_logged(fn, (self,), None, log)
 
     def _deliver(self, messages):
         if not self.delivering:
