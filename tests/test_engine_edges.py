@@ -350,3 +350,30 @@ def test_a_connection_reset_whose_error_a_send_took_ends_with_that_error_not_a_n
         assert isinstance(lost[0], socket.error), lost  # not None: it did not end normally
     finally:
         listener.close()
+
+
+@pytest.mark.skipif(not hasattr(__import__("socket"), "TCP_INFO"), reason="needs Linux's TCP_INFO")
+def test_a_normal_end_after_our_own_close_write_is_not_taken_for_a_reset():
+    import socket
+    from tcpcom.engine.sockets import _TCP_CLOSE, _tcp_state
+    peer_done, lost = threading.Event(), []
+
+    class H(Handler):
+        def connection_made(self, conn):  # on the reader thread, before its first recv()
+            peer_done.wait(DEADLINE)
+            conn.close_write()  # the peer's end came first: both ends are done, the state is CLOSE
+            wait_until(lambda: _tcp_state(conn.sock) == _TCP_CLOSE, DEADLINE)
+
+        def connection_lost(self, conn, reason):
+            lost.append(reason)
+
+    listener = Listener(0, lambda conn: H(), host="127.0.0.1")
+    try:
+        s = raw_client(listener.port)
+        s.shutdown(socket.SHUT_WR)
+        peer_done.set()
+        wait_until(lambda: lost, DEADLINE)
+        assert lost == [None]
+        s.close()
+    finally:
+        listener.close()

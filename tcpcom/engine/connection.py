@@ -219,7 +219,7 @@ class Connection(ConnectionLife):
                     reason = e
                     break
                 if not data:
-                    reason = reset_error(self.sock)  # None: the peer's normal end
+                    reason = self._end_reason()
                     break
                 self._last_activity = monotonic()
                 if self._state is not CLOSING:  # closing: lingering, what comes is discarded
@@ -234,6 +234,11 @@ class Connection(ConnectionLife):
                 self._ended(reason)
             finally:
                 reading.release()  # after the state left open: no caller reads a closed socket
+
+    def _end_reason(self):
+        # recv() returned the end of the stream: None (the peer's normal end), or the error of a
+        # reset that a send on another thread saw first (once we sent our own end, CLOSE is normal)
+        return None if self._out.wrote_end else reset_error(self.sock)
 
     def _park(self):
         # Leave the socket to request() callers (see CALLER_READS) until none came for that long.
@@ -426,7 +431,7 @@ class Connection(ConnectionLife):
                 self._eof = (e,)
             else:
                 if not data:
-                    self._eof = (reset_error(self.sock),)
+                    self._eof = (self._end_reason(),)
                 else:
                     self._last_activity = monotonic()
                     error = self._received(data, caller)

@@ -43,8 +43,8 @@ class Outbound(object):
     ``failed(error)`` ends the connection after a failed send and returns the
     exception for the sender."""
 
-    __slots__ = ("sock", "framer", "encoding", "since", "stopped", "_utf8", "_suffix", "_lock", "_fin_owed",
-                 "_check_open", "_failed")
+    __slots__ = ("sock", "framer", "encoding", "since", "stopped", "wrote_end", "_utf8", "_suffix", "_lock",
+                 "_fin_owed", "_check_open", "_failed")
 
     def __init__(self, sock, framer, encoding, check_open, failed):
         self.sock = sock
@@ -54,6 +54,7 @@ class Outbound(object):
         #: set (by the connection) once sending is over: each send then asks ``check_open()``
         #: for the exception to raise -- a flag, so that a send in the open state makes no call
         self.stopped = False
+        self.wrote_end = False  # the end of the stream (FIN) was sent
         self._utf8 = self.encoding.lower().replace("-", "").replace("_", "") == "utf8"
         self._suffix = framing_suffix(framer)  # None: a framing with a header (say, a length prefix)
         self._lock = threading.Lock()
@@ -136,6 +137,7 @@ class Outbound(object):
     def close_write(self):
         """End the stream after what was sent (waits for a send under way)."""
         with self._lock:
+            self.wrote_end = True
             try:
                 shutdown_write(self.sock)
             except Exception as e:
@@ -154,6 +156,7 @@ class Outbound(object):
             try:
                 if self._fin_owed:
                     self._fin_owed = False
+                    self.wrote_end = True
                     shutdown_write(self.sock)
             except Exception as e:
                 log.debug("shutdown for writing failed: %s", e)

@@ -193,18 +193,35 @@ def peer_has_closed(sock):
 
 
 _TCP_CLOSE_WAIT = 8  # Linux's tcp_info.tcpi_state once the peer's FIN has arrived
+_TCP_CLOSE = 7  # ... and once the connection is over (after a reset, say)
+
+
+def _tcp_state(sock):
+    """Linux's TCP state of ``sock`` (tcp_info.tcpi_state), or None where it cannot be told."""
+    tcp_info = getattr(socket, "TCP_INFO", None)
+    if tcp_info is None:
+        return None
+    try:
+        return bytearray(sock.getsockopt(socket.IPPROTO_TCP, tcp_info, 8))[0]
+    except Exception:  # not Linux's layout, or the socket is gone
+        return None
 
 
 def peer_sent_end(sock):
     """True if the peer has closed its side, even while data it sent before is still unread
     (Linux: the connection's TCP state is CLOSE_WAIT); False where that cannot be told."""
-    tcp_info = getattr(socket, "TCP_INFO", None)
-    if tcp_info is None:
-        return False
-    try:
-        return bytearray(sock.getsockopt(socket.IPPROTO_TCP, tcp_info, 8))[0] == _TCP_CLOSE_WAIT
-    except Exception:  # not Linux's layout, or the socket is gone
-        return False
+    return _tcp_state(sock) == _TCP_CLOSE_WAIT
+
+
+def reset_error(sock):
+    """After ``recv()`` returned the end of the stream on a connection whose sending side is
+    still open: the error if the connection in fact broke (Linux: its TCP state is CLOSE, where
+    a peer's normal end leaves CLOSE_WAIT), else None.  A reset's error is reported once, to
+    whichever call on the socket sees it first: when a send on another thread took it, the
+    reader sees only an end."""
+    if _tcp_state(sock) != _TCP_CLOSE:
+        return None
+    return socket.error(errno.ECONNRESET, "the connection was reset or broke (a send saw the error first)")
 
 
 def set_recv_timeout(sock, seconds):
@@ -220,22 +237,3 @@ def timed_out(error):
     """True if a recv() ``error`` only says that SO_RCVTIMEO passed (see :func:`set_recv_timeout`)."""
     return getattr(error, "errno", None) in (errno.EAGAIN, errno.EWOULDBLOCK)
 
-
-_TCP_CLOSE = 7  # Linux's tcp_info.tcpi_state of a connection that was reset (or is gone)
-
-
-def reset_error(sock):
-    """After ``recv()`` returned the end of the stream: the error if the connection was in
-    fact reset (Linux: its TCP state is CLOSE, where a peer's normal end leaves CLOSE_WAIT),
-    else None.  The reset's error is reported once, to whichever call on the socket sees it
-    first: when a send on another thread took it, the reader sees only an end."""
-    tcp_info = getattr(socket, "TCP_INFO", None)
-    if tcp_info is None:
-        return None
-    try:
-        state = bytearray(sock.getsockopt(socket.IPPROTO_TCP, tcp_info, 8))[0]
-    except Exception:  # not Linux's layout, or the socket is gone
-        return None
-    if state != _TCP_CLOSE:
-        return None
-    return socket.error(errno.ECONNRESET, "the connection was reset by the peer")
