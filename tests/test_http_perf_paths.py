@@ -116,3 +116,28 @@ def test_http_responses_are_complete_with_a_new_connection_per_request():
             assert data.startswith(b"HTTP/1.1 200 ") and data.endswith(page.encode()), data[:200]
     finally:
         server.close()
+
+
+def test_http_connections_do_not_wait_for_the_listeners_executor():
+    """The HTTP server's handler of a connection is set on the accept thread: a connection
+    never waits for the listener's executor (busy here with a slow callback), nor hops to it."""
+    server = HTTPListener(0, lambda request, conn: "hi", host="127.0.0.1")
+    entered, release = threading.Event(), threading.Event()
+
+    def slow():
+        entered.set()
+        release.wait(DEADLINE)
+    blocker = threading.Thread(target=server.listener.executor.post, args=(slow, (), True))
+    blocker.daemon = True
+    blocker.start()  # (inline: the executor's callback runs on that thread, and holds it)
+    try:
+        assert entered.wait(DEADLINE)
+        s = raw_client(server.port)
+        s.settimeout(3.0)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = read_to_eof(s)
+        s.close()
+        assert data.startswith(b"HTTP/1.1 200 ") and data.endswith(b"hi"), data
+    finally:
+        release.set()
+        server.close()

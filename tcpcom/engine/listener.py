@@ -196,8 +196,13 @@ class Listener(object):
         with self._lock:
             self._conns[conn.id] = conn
             self._active += 1
-        conn.handler = _PendingHandler(self, conn)
+        conn.handler = self._first_handler(conn)
         conn.start()
+
+    def _first_handler(self, conn):
+        """The handler a new connection starts with (before its first event): one that has
+        ``on_connection`` choose the real one, on the listener's executor."""
+        return _PendingHandler(self, conn)
 
     @staticmethod
     def _refuse(sock):
