@@ -141,3 +141,37 @@ def test_http_connections_do_not_wait_for_the_listeners_executor():
     finally:
         release.set()
         server.close()
+
+
+def test_closing_a_listener_ends_its_blocked_accept_at_once():
+    """Where shutdown() wakes a blocked accept() (Linux) the accept thread has no timeout to
+    fall back on (it saved a poll() per connection): close() must still return at once."""
+    from tcpcom._compat import monotonic
+    lst = Listener(0, None, host="127.0.0.1")
+    s = raw_client(lst.port)  # one accept done: the thread is blocked in the next one
+    wait_until(lambda: len(lst.connections) == 1)
+    t0 = monotonic()
+    lst.close()
+    assert monotonic() - t0 < 0.5  # (the old fallback timeout was 1 s)
+    assert not [n for n in engine_threads() if n.startswith("tcpcom-listen")]
+    s.close()
+
+
+def test_the_date_header_is_made_once_per_second_and_stays_current(monkeypatch):
+    import email.utils
+    from tcpcom import httpcodec
+    now = [1000000000.25]
+    monkeypatch.setattr(httpcodec.time, "time", lambda: now[0])
+    made = []
+    real = email.utils.formatdate
+    monkeypatch.setattr(email.utils, "formatdate", lambda *a, **k: made.append(a) or real(*a, **k))
+
+    def date():
+        head = httpcodec.build_response(200, b"ok").split(b"\r\n")
+        return [h for h in head if h.startswith(b"Date: ")][0]
+    first = date()
+    assert first == b"Date: Sun, 09 Sep 2001 01:46:40 GMT"
+    now[0] += 0.5
+    assert date() == first and len(made) == 1  # the same second: no new formatdate()
+    now[0] += 1.0
+    assert date() == b"Date: Sun, 09 Sep 2001 01:46:41 GMT"
