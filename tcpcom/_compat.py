@@ -16,6 +16,9 @@ from .diagnostics import excerpt, install_last_resort
 
 PY2 = sys.version_info[0] == 2
 JYTHON = sys.platform.startswith("java")
+#: shutdown() of a listening socket wakes a thread blocked in its accept() (Linux): no accept
+#: timeout is needed as a fallback wake-up (a timeout costs a poll() per accepted connection)
+SHUTDOWN_WAKES_ACCEPT = sys.platform.startswith("linux")
 
 if PY2:  # pragma: no cover - exercised under Jython / Python 2.7
     text_type = unicode  # noqa: F821

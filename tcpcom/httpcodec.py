@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function, unicode_litera
 
 import re
 import sys
+import time
 
 if sys.version_info[0] == 2:  # pragma: no cover - CPython 2.7 / Jython 2.7
     text_type = unicode  # noqa: F821
@@ -517,6 +518,21 @@ def _header_bytes(value):
     return data
 
 
+_date = (None, b"")  # (a second, the Date header line for it)
+
+
+def _date_line():
+    """The ``Date`` header line for now, made once per second (formatdate() costs ~10 us)."""
+    global _date
+    now = int(time.time())
+    second, line = _date
+    if second != now:
+        import email.utils
+        line = b"Date: " + email.utils.formatdate(now, usegmt=True).encode("ascii")
+        _date = (now, line)
+    return line
+
+
 def build_response(status, body=b"", content_type=None, headers=None, head=False,
                    keep_alive=True, server_name=None, date=True):
     """Return the bytes of a complete HTTP/1.1 response.
@@ -548,8 +564,7 @@ def build_response(status, body=b"", content_type=None, headers=None, head=False
     # values we make ourselves need no check, those the caller gave do.
     generated = []
     if date:
-        import email.utils
-        generated.append((b"date", b"Date: " + email.utils.formatdate(usegmt=True).encode("ascii")))
+        generated.append((b"date", _date_line()))
     if server_name:
         generated.append((b"server", b"Server: " + _header_bytes(server_name)))
     if content_type is not None and not no_body:

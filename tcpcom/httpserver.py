@@ -162,9 +162,9 @@ class HTTPListener(object):
             408, _plain(408, "no complete request within %g s" % (self.request_timeout or 0)),
             "text/plain", keep_alive=False, server_name=server_name, date=False)
         try:
-            self.listener = Listener(port, self._on_connection, host=host, framing=None, encoding=None,
-                                     max_connections=max_connections, send_timeout=send_timeout,
-                                     dispatcher=dispatcher, on_closed=on_closed, daemon=daemon)
+            self.listener = _Listener(self, port, None, host=host, framing=None, encoding=None,
+                                      max_connections=max_connections, send_timeout=send_timeout,
+                                      dispatcher=dispatcher, on_closed=on_closed, daemon=daemon)
         except socket.error as e:
             if getattr(e, "errno", None) == errno.EACCES:
                 raise socket.error(errno.EACCES, "no permission to listen on port %d: ports below 1024 "
@@ -191,9 +191,6 @@ class HTTPListener(object):
         self.listener.close()
 
     # -- internals -----------------------------------------------------------
-
-    def _on_connection(self, conn):
-        return _HTTPConnection(self, conn)
 
     def _warn_once(self, key, msg, *args):
         if key not in self._warned:
@@ -253,6 +250,24 @@ class HTTPListener(object):
                 call_logged(fn, ())
         else:
             call_logged(fn, ())
+
+
+class _Listener(Listener):
+    """The engine listener of an :class:`HTTPListener`.
+
+    Every connection's handler is known at once (an :class:`_HTTPConnection`:
+    cheap to make, no user code), so the accept thread sets it before the
+    connection starts instead of having ``on_connection`` choose it on the
+    listener's executor (an event and, when another connection holds that
+    executor, a thread hand-off per connection).
+    """
+
+    def __init__(self, server, *args, **options):
+        self.http_server = server
+        Listener.__init__(self, *args, **options)
+
+    def _first_handler(self, conn):
+        return _HTTPConnection(self.http_server, conn)
 
 
 class _HTTPConnection(object):

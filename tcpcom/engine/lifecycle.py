@@ -198,7 +198,9 @@ class ConnectionLife(object):
             else:
                 now = self._last_activity = monotonic()  # the linger's idle clock starts now
                 self._linger_until = now + LINGER_MAX
-                watchdog.watch(self, now)  # checks the linger from now on
+                # asked for the first moment the linger can end, not for now: the watchdog
+                # is not woken by every close (it wakes early only if it would oversleep)
+                watchdog.watch(self, min(self._linger_until, now + LINGER_IDLE))
                 if was is OPEN:  # from opening: the reader posts it after connection_made
                     self._post_closing_event(inline)
         elif to is CLOSED or to is LOST:

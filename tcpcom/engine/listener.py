@@ -6,7 +6,7 @@ import logging
 import socket
 import threading
 
-from .._compat import close_listening, make_thread, wake_accept
+from .._compat import SHUTDOWN_WAKES_ACCEPT, close_listening, make_thread, wake_accept
 from ..dispatch import SerialExecutor, call_logged, call_text, callable_name
 from ..framing import DEFAULT_MAX_MESSAGE_SIZE, make_framer
 from .checks import check_callable, check_host, check_number, check_options, check_port
@@ -120,7 +120,8 @@ class Listener(object):
         return self._closing
 
     def _accept_loop(self):
-        self.sock.settimeout(1.0)  # a fallback wake-up where shutdown() does not end accept()
+        if not SHUTDOWN_WAKES_ACCEPT:
+            self.sock.settimeout(1.0)  # a fallback wake-up where shutdown() does not end accept()
         backoff = 0.0
         try:
             while not self._closing:
@@ -196,8 +197,13 @@ class Listener(object):
         with self._lock:
             self._conns[conn.id] = conn
             self._active += 1
-        conn.handler = _PendingHandler(self, conn)
+        conn.handler = self._first_handler(conn)
         conn.start()
+
+    def _first_handler(self, conn):
+        """The handler a new connection starts with (before its first event): one that has
+        ``on_connection`` choose the real one, on the listener's executor."""
+        return _PendingHandler(self, conn)
 
     @staticmethod
     def _refuse(sock):
