@@ -147,37 +147,53 @@ def run_stdlib(exe, log_path):
     return code, took, summary_line(log_path, "stdlib")
 
 
+#: runs at the same time: the suites wait on sockets and subprocesses more than they compute,
+#: and one after another the matrix took about 8 of CI's 15 minutes
+PARALLEL = int(os.environ.get("TCPCOM_MATRIX_PARALLEL", "2"))
+
+
+def run_one(impl, version, suite, exe, workdir):
+    """One interpreter's suite: (status, what ran, its log's tail if it failed)."""
+    log_path = os.path.join(workdir, "%s-%s.log" % (impl, version))
+    if suite == "pytest":
+        code, took, what = run_pytest(exe, os.path.join(workdir, version), log_path)
+    else:
+        code, took, what = run_stdlib(exe, log_path)
+    status = "passed" if code == 0 else "FAILED (exit %d)" % code
+    return status, "%s [%.0f s]" % (what, took), tail(log_path, 150) if code != 0 else []
+
+
 def main(argv):
+    from concurrent.futures import ThreadPoolExecutor
     listing = "--list" in argv
     require_all = os.environ.get("TCPCOM_MATRIX_REQUIRE_ALL") == "1"
     rows, failed, skipped = [], [], []
     workdir = tempfile.mkdtemp(prefix="tcpcom-matrix-")
     try:
-        for impl, version, suite in MATRIX:
-            label = "%s %s" % (impl, version)
-            exe = find(impl, version, suite)
-            if exe is None:
-                skipped.append(label)
-                rows.append((label, "SKIPPED", "python3 is another version" if suite == "test command"
-                             else "not found (pyenv, PATH)", suite, ""))
-                continue
-            found = "%s (%s)" % (full_version(exe), exe)
-            if listing or suite == "test command":
-                rows.append((label, "found", found, suite, "README's test command, after this"
-                             if suite == "test command" else ""))
-                continue
-            print("matrix: %s, %s suite ..." % (label, suite))
-            sys.stdout.flush()
-            log_path = os.path.join(workdir, "%s-%s.log" % (impl, version))
-            if suite == "pytest":
-                code, took, what = run_pytest(exe, os.path.join(workdir, version), log_path)
-            else:
-                code, took, what = run_stdlib(exe, log_path)
-            status = "passed" if code == 0 else "FAILED (exit %d)" % code
-            if code != 0:
-                failed.append(label)
-                print("\n".join("    | " + line for line in tail(log_path, 150)))
-            rows.append((label, status, found, suite, "%s [%.0f s]" % (what, took)))
+        with ThreadPoolExecutor(max_workers=max(1, PARALLEL)) as pool:
+            for impl, version, suite in MATRIX:
+                label = "%s %s" % (impl, version)
+                exe = find(impl, version, suite)
+                if exe is None:
+                    skipped.append(label)
+                    rows.append((label, "SKIPPED", "python3 is another version" if suite == "test command"
+                                 else "not found (pyenv, PATH)", suite, ""))
+                    continue
+                found = "%s (%s)" % (full_version(exe), exe)
+                if listing or suite == "test command":
+                    rows.append((label, "found", found, suite, "README's test command, after this"
+                                 if suite == "test command" else ""))
+                    continue
+                print("matrix: %s, %s suite ..." % (label, suite))
+                sys.stdout.flush()
+                rows.append((label, pool.submit(run_one, impl, version, suite, exe, workdir), found, suite, ""))
+            for i, (label, status, found, suite, what) in enumerate(rows):
+                if hasattr(status, "result"):  # a suite that ran: its result, in the matrix's order
+                    status, what, log_tail = status.result()
+                    if log_tail:
+                        failed.append(label)
+                        print("%s failed:\n%s" % (label, "\n".join("    | " + line for line in log_tail)))
+                    rows[i] = (label, status, found, suite, what)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print("\nversion matrix (.ci/matrix.py):")
