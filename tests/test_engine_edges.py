@@ -322,20 +322,16 @@ def test_an_end_of_stream_after_a_reset_is_told_from_the_peers_normal_end():
         b.close()
 
 
-@pytest.mark.skipif(not hasattr(__import__("socket"), "TCP_INFO"), reason="needs Linux's TCP_INFO")
-def test_a_connection_reset_whose_error_a_send_took_ends_with_that_error_not_a_normal_close():
-    import socket
-    reset, lost = threading.Event(), []
+def _reason_after(end_peer, before_first_recv):
+    """The ``connection_lost`` reason of an accepted connection whose client ``end_peer(sock)``
+    ends it, and whose handler's ``connection_made`` -- on the reader thread, before its first
+    ``recv()`` -- runs ``before_first_recv(conn)`` once the client has ended."""
+    ended, lost = threading.Event(), []
 
     class H(Handler):
-        def connection_made(self, conn):  # on the reader thread, before its first recv()
-            reset.wait(DEADLINE)
-            for _ in range(200):  # a send (here a raw one) takes the reset's error
-                try:
-                    conn.sock.send(b"x")
-                except socket.error:
-                    return
-                threading.Event().wait(0.01)
+        def connection_made(self, conn):
+            ended.wait(DEADLINE)
+            before_first_recv(conn)
 
         def connection_lost(self, conn, reason):
             lost.append(reason)
@@ -343,37 +339,42 @@ def test_a_connection_reset_whose_error_a_send_took_ends_with_that_error_not_a_n
     listener = Listener(0, lambda conn: H(), host="127.0.0.1")
     try:
         s = raw_client(listener.port)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        s.close()
-        reset.set()
+        end_peer(s)
+        ended.set()
         wait_until(lambda: lost, DEADLINE)
-        assert isinstance(lost[0], socket.error), lost  # not None: it did not end normally
+        s.close()
+        return lost[0]
     finally:
         listener.close()
+
+
+@pytest.mark.skipif(not hasattr(__import__("socket"), "TCP_INFO"), reason="needs Linux's TCP_INFO")
+def test_a_connection_reset_whose_error_a_send_took_ends_with_that_error_not_a_normal_close():
+    import socket
+
+    def reset(s):
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+
+    def send_takes_the_error(conn):
+        for _ in range(200):  # a send (here a raw one) takes the reset's error
+            try:
+                conn.sock.send(b"x")
+            except socket.error:
+                return
+            threading.Event().wait(0.01)
+
+    reason = _reason_after(reset, send_takes_the_error)
+    assert isinstance(reason, socket.error), reason  # not None: it did not end normally
 
 
 @pytest.mark.skipif(not hasattr(__import__("socket"), "TCP_INFO"), reason="needs Linux's TCP_INFO")
 def test_a_normal_end_after_our_own_close_write_is_not_taken_for_a_reset():
     import socket
     from tcpcom.engine.sockets import _TCP_CLOSE, _tcp_state
-    peer_done, lost = threading.Event(), []
 
-    class H(Handler):
-        def connection_made(self, conn):  # on the reader thread, before its first recv()
-            peer_done.wait(DEADLINE)
-            conn.close_write()  # the peer's end came first: both ends are done, the state is CLOSE
-            wait_until(lambda: _tcp_state(conn.sock) == _TCP_CLOSE, DEADLINE)
+    def close_write_then_both_ends_are_done(conn):
+        conn.close_write()  # the peer's end came first: both ends are done, the state is CLOSE
+        wait_until(lambda: _tcp_state(conn.sock) == _TCP_CLOSE, DEADLINE)
 
-        def connection_lost(self, conn, reason):
-            lost.append(reason)
-
-    listener = Listener(0, lambda conn: H(), host="127.0.0.1")
-    try:
-        s = raw_client(listener.port)
-        s.shutdown(socket.SHUT_WR)
-        peer_done.set()
-        wait_until(lambda: lost, DEADLINE)
-        assert lost == [None]
-        s.close()
-    finally:
-        listener.close()
+    assert _reason_after(lambda s: s.shutdown(socket.SHUT_WR), close_write_then_both_ends_are_done) is None
