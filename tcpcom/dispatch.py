@@ -315,22 +315,11 @@ class SerialExecutor(object):
         ``defer=True`` only queues it (when the executor is idle and the
         dispatcher delivers inline): :meth:`run_deferred` delivers it later.
         """
-        if inline and not defer:
-            # A reader thread with a message for an idle executor, the case that runs per
-            # message: it delivers right here, with no more calls than it takes (on a machine
-            # where a thread switch evicts the caches every call on this path costs
-            # microseconds per round trip)
-            lock = self._lock
-            lock.acquire()
-            if self._owner is None and self.dispatcher.inline:
-                self._owner = get_ident()
-                lock.release()
-                self._drain(fn, args)
-                return
-            lock.release()
         me = get_ident()
         first = (fn, args)
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # (not "with": a reader thread posts per message, and "with" costs more)
+        try:
             owner = self._owner
             if owner is None or owner is _DEFERRED:
                 if owner is _DEFERRED:  # what waits goes first
@@ -353,13 +342,14 @@ class SerialExecutor(object):
                     return
                 self._wait_room(abort)
                 return
+        finally:
+            lock.release()
         if owner is _SCHEDULED:
             self.dispatcher.schedule(self._drain_scheduled)
-            return
-        if first is None:  # queued behind what waited for run_deferred()
+        elif first is None:  # queued behind what waited for run_deferred()
             self._drain()
-        else:
-            self._drain(*first)
+        else:  # idle: this thread delivers it at once (fixed arguments: no C-level call, see call_logged)
+            self._drain(fn, args)
 
     def run_deferred(self):
         """Deliver, on this thread, what ``post(defer=True)`` queued (if nobody else delivers)."""
