@@ -75,10 +75,19 @@ def close_all():
 
 
 def _at_exit():
+    for closer in _closers:  # a Ctrl-C after the script's last line is still closing
+        closer.join(EXIT_WAIT)
     close_all()  # normally nothing is left: a REPL, or an interrupted wait for server threads
     wait = getattr(default_dispatcher(), "wait_idle", None)  # an EventPump is the program's to pump
     if wait is not None:
         wait(EXIT_WAIT)
+    if _interrupted:  # that Ctrl-C: end as an interrupted Python does (SIGINT is SIG_DFL by now)
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # a closed or broken stream: nothing more to save
+                pass
+        os.kill(os.getpid(), signal.SIGINT)
 
 
 def _install():
@@ -122,13 +131,49 @@ def _main_has_ended():
     return main is not None and not main.is_alive()
 
 
+def _shutdown_code():
+    wait = getattr(threading, "_shutdown", None)  # a bound method on Python 2.7
+    return getattr(getattr(wait, "__func__", wait), "__code__", None)
+
+
+def _waits_for_threads(frame):
+    """True when ``frame`` runs inside the interpreter's wait for non-daemon threads."""
+    code = _shutdown_code()
+    while frame is not None and code is not None:
+        if frame.f_code is code:
+            return True
+        frame = frame.f_back
+    return False
+
+
+#: a Ctrl-C came after the script's last line; the daemon threads that close every object then
+_interrupted = []
+_closers = []
+
+
 def _on_sigint(signum, frame):
-    if not _main_has_ended():
+    if not (_main_has_ended() or _waits_for_threads(frame)):
         raise KeyboardInterrupt  # as always; excepthook above terminates everything
     # The script has reached its last line and the interpreter waits for the
-    # servers' threads: a KeyboardInterrupt there is ignored (exit status 0)
-    # and the servers go on.  End them, deliver their last events, then end
-    # as an interrupted Python does.
-    _at_exit()
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGINT)
+    # servers' threads (threading._shutdown): a KeyboardInterrupt there would be
+    # ignored (exit status 0) and the servers would go on.  This handler may run
+    # while the main thread holds threading's own lock, the one every join
+    # takes: closing here could wait for it forever.  So a daemon thread ends
+    # every object, the interpreter's wait then ends, and _at_exit delivers the
+    # last events and ends the program as an interrupted Python does.
+    closer = threading.Thread(target=close_all, name="tcpcom-ctrl-c")
+    closer.daemon = True
+    try:
+        closer.start()
+    except RuntimeError:
+        # CPython 3.12.0-3.12.2 start no thread once the main thread has ended
+        # (gh-113964): close here, unless threading's lock is taken -- then
+        # the next Ctrl-C tries again.
+        held = getattr(threading, "_shutdown_locks_lock", None)
+        if held is not None and held.locked():
+            return
+        close_all()
+    else:
+        _closers.append(closer)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C ends it at once
+    _interrupted.append(True)

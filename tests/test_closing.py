@@ -403,6 +403,43 @@ def test_one_ctrl_c_ends_a_script_with_live_servers_and_clients(wait):
     assert took < DEADLINE
 
 
+#: the script presses Ctrl-C on itself at the first moment its main thread is inside the
+#: interpreter's wait for the servers' threads (threading._shutdown) -- with ``held``, only
+#: while that wait holds threading's own lock, the one every Thread.join() takes
+_CTRL_C_IN_THE_WAIT = (
+    "import os, signal, threading\n"
+    "def press_ctrl_c_in_the_wait(held, shutdown=threading._shutdown.__code__,\n"
+    "                             lock=getattr(threading, '_shutdown_locks_lock', None)):\n"
+    "    def profile(frame, event, arg):\n"
+    "        if held and not lock.locked():\n"
+    "            return\n"
+    "        f = frame\n"
+    "        while f is not None and f.f_code is not shutdown:\n"
+    "            f = f.f_back\n"
+    "        if f is not None:\n"
+    "            sys.setprofile(None)\n"
+    "            os.kill(os.getpid(), signal.SIGINT)\n"
+    "            for _ in range(1000):  # the handler runs in this loop, at this moment\n"
+    "                pass\n"
+    "    sys.setprofile(profile)\n")
+
+
+@pytest.mark.parametrize("held", [False, True])
+def test_one_ctrl_c_ends_a_script_when_it_comes_inside_the_wait_for_the_servers(held):
+    # CI saw this hang (the handler joined a thread while the wait held threading's lock)
+    # and end with status 0 (a KeyboardInterrupt raised inside the wait is ignored); a
+    # real Ctrl-C rarely comes at these moments, so the script presses it there itself.
+    if held and getattr(threading, "_shutdown_locks_lock", None) is None:
+        pytest.skip("this Python's wait for threads takes no lock of threading.py's own")
+    if held and (3, 12, 0) <= sys.version_info[:3] < (3, 12, 3):
+        pytest.skip("CPython 3.12.0-3.12.2 start no thread there (gh-113964): the next Ctrl-C ends it")
+    code = _SERVER.replace("import time\n", "import sys, time\n") + _CTRL_C_IN_THE_WAIT + \
+        "press_ctrl_c_in_the_wait(%r)\n" % held
+    rc, out, err = _script(code)
+    assert rc in (-signal.SIGINT, 128 + signal.SIGINT), (rc, out, err)
+    assert "Traceback" not in err, err
+
+
 def test_leaving_the_repl_terminates_every_object():
     code = ("from tcpcom import *\n"
             "def cb(state, msg): print(state)\n"
@@ -435,6 +472,23 @@ def test_a_script_whose_server_is_alive_still_runs_after_its_last_line():
     finally:
         proc.p.send_signal(signal.SIGINT)
         proc.finish(DEADLINE)
+
+
+@pytest.mark.parametrize("buggy", [True, False])
+def test_a_python_that_starts_no_thread_after_the_last_line_is_named_with_what_to_do(monkeypatch, buggy):
+    # CPython 3.12.0-3.12.2 (gh-113964): a server after the script's last line cannot start a
+    # reader thread for the next client; the error the log shows then says what to do
+    from tcpcom import _compat
+
+    def refused(self):
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+    monkeypatch.setattr(_compat, "NO_THREADS_AFTER_LAST_LINE", buggy)
+    monkeypatch.setattr(threading.Thread, "start", refused)
+    with pytest.raises(RuntimeError) as e:
+        _compat.make_thread(lambda: None, "tcpcom-test").start()
+    told = str(e.value)
+    assert told.startswith("can't create new thread at interpreter shutdown")
+    assert ("3.12.3" in told and "loopForever()" in told) is buggy, told
 
 
 # -- 7. a quick reconnect is not told SERVER_OCCUPIED ---------------------------------------------
