@@ -122,9 +122,31 @@ def script_text(msg):
     return msg
 
 
+#: CPython 3.12.0-3.12.2 start no thread once the script's last line has run, also while
+#: non-daemon threads (a server's) still run (gh-113964, fixed in 3.12.3)
+NO_THREADS_AFTER_LAST_LINE = (3, 12, 0) <= sys.version_info[:3] < (3, 12, 3)
+
+
+class _Thread(threading.Thread):
+    def start(self):
+        try:
+            threading.Thread.start(self)
+        except RuntimeError as e:
+            if NO_THREADS_AFTER_LAST_LINE and "shutdown" in str(e):
+                raise RuntimeError(
+                    "%s: Python %d.%d.%d starts no thread after the script's last line (CPython "
+                    "bug gh-113964). Update to Python 3.12.3 or later, or keep the script running: "
+                    "end it with server.loopForever() or a while loop" % ((e,) + sys.version_info[:3]))
+            raise
+
+
 def make_thread(target, name, args=(), daemon=True):
-    """A thread, daemon by default (Jython 2.7 has no ``daemon=`` keyword)."""
-    t = threading.Thread(target=target, name=name, args=args)
+    """A thread, daemon by default (Jython 2.7 has no ``daemon=`` keyword).
+
+    Its ``start()`` says what to do where the interpreter refuses new threads
+    after the script's last line (``NO_THREADS_AFTER_LAST_LINE``).
+    """
+    t = _Thread(target=target, name=name, args=args)
     t.daemon = daemon
     return t
 
