@@ -66,16 +66,34 @@ def log_raised(logger, role, fn, args, then="the engine goes on"):
     logger.exception("%s raised%s; %s", call_text(role, args), where, then)
 
 
-def _each(stateChanged, conn, messages, logger):
-    """Deliver MESSAGE for each message; one that raises is logged, the rest still come --
-    unless the callback closed the connection (disconnect(), terminate())."""
-    for m in messages:
-        try:
-            stateChanged("MESSAGE", m)
-        except Exception:
-            log_raised(logger, "stateChanged", stateChanged, ("MESSAGE", m))
-        if not conn.delivering:
-            return
+class _FaceSide(object):
+    """What the engine handlers of both faces do with messages: a MESSAGE event for each.
+
+    ``face``: the TCPServer or TCPClient.  ``heard``: something came (the
+    client's occupied verdict reads it).
+    """
+
+    face = None
+    heard = False
+
+    def message_received(self, conn, message):
+        self.heard = True
+        _call(self.face.stateChanged, "MESSAGE", message, self.face._log)
+
+    def messages_received(self, conn, messages):
+        # the engine's batch hook: one call per chunk instead of a layer per message.  One that
+        # raises is logged and the rest still come -- unless the callback closed the connection
+        # (disconnect(), terminate()).
+        self.heard = True
+        face = self.face
+        stateChanged = face.stateChanged
+        for m in messages:
+            try:
+                stateChanged("MESSAGE", m)
+            except Exception:
+                log_raised(face._log, "stateChanged", stateChanged, ("MESSAGE", m))
+            if not conn.delivering:
+                return
 
 
 def _delimiter(endOfBlock):
@@ -260,10 +278,12 @@ class TCPServer(Face):
         """
         if msg is None:
             raise TypeError("sendMessage(None): pass the text to send")
-        conn = self._current()
-        if conn is None:
-            self._log.warning("sendMessage(%s): no client is connected, nothing was sent", excerpt(msg))
-            return
+        conn = self._last  # (_current()'s first case, without the call)
+        if conn is None or not conn.is_open:
+            conn = self._current()
+            if conn is None:
+                self._log.warning("sendMessage(%s): no client is connected, nothing was sent", excerpt(msg))
+                return
         if msg.__class__ is not text_type:  # (text, the common case, needs no call)
             msg = script_text(msg)
         try:
@@ -354,21 +374,14 @@ class TCPServer(Face):
         return getIPAddress()
 
 
-class _ServerSide(object):
+class _ServerSide(_FaceSide):
     """The engine handler of a TCPServer's one connection."""
 
     def __init__(self, server):
-        self.server = server
+        self.face = self.server = server
 
     def connection_made(self, conn):
         self.server._emit(TCPServer.CONNECTED, conn.remote_address)
-
-    def message_received(self, conn, message):
-        _call(self.server.stateChanged, TCPServer.MESSAGE, message, self.server._log)
-
-    def messages_received(self, conn, messages):
-        # the engine's batch hook: one call per chunk instead of a layer per message
-        _each(self.server.stateChanged, conn, messages, self.server._log)
 
     def connection_lost(self, conn, reason):
         server = self.server
@@ -684,7 +697,7 @@ class TCPClient(Face):
         return __version__
 
 
-class _ClientSide(object):
+class _ClientSide(_FaceSide):
     """The engine handler of a TCPClient's connection, and its second line of defence.
 
     The server hung up within ``OCCUPIED_GRACE`` s of ``connect()``
@@ -698,7 +711,7 @@ class _ClientSide(object):
     """
 
     def __init__(self, client, where):
-        self.client = client
+        self.face = self.client = client
         self.where = where
         self.heard = False        # the server sent something (a message)
         self.closed_here = False  # disconnect() closed it, not the server
@@ -731,14 +744,6 @@ class _ClientSide(object):
 
     def connection_made(self, conn):
         pass
-
-    def message_received(self, conn, message):
-        self.heard = True
-        _call(self.client.stateChanged, TCPClient.MESSAGE, message, self.client._log)
-
-    def messages_received(self, conn, messages):
-        self.heard = True
-        _each(self.client.stateChanged, conn, messages, self.client._log)
 
     def connection_lost(self, conn, reason):
         client = self.client

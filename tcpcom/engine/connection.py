@@ -20,7 +20,7 @@ from .errors import NETWORK_ERRORS, ConnectionClosedError, ReadTimeout
 from .inbound import Inbound
 from .lifecycle import CLOSED, CLOSING, LOST, OPEN, SENDING, ConnectionLife, always
 from .outbound import Outbound
-from .reading import RECV_SIZE, ReaderThread, Waiter, current_reader, set_current_reader
+from .reading import RECV_SIZE, ReaderThread, Waiter, set_current_reader, this_thread
 from .sockets import plain_address, reset_error, set_recv_timeout, timed_out, wait_readable
 
 log = logging.getLogger("tcpcom.engine")
@@ -295,17 +295,15 @@ class Connection(ConnectionLife):
         if error is not None:
             log.error("%r: %s; closing the connection", self, error)
         if messages:
-            if self._waiters:
-                self._hand_to_waiters(messages)
+            waiters = self._waiters
+            if waiters:  # request() callers: the first messages are their replies, in turn
+                with self._lock:
+                    for m in messages:
+                        if not waiters:
+                            break
+                        waiters.pop(0).set(m)
             self.executor.post(self._deliver, (messages,), not caller, self.is_done, caller)
         return error
-
-    def _hand_to_waiters(self, messages):
-        with self._lock:
-            for m in messages:
-                if not self._waiters:
-                    break
-                self._waiters.pop(0).set(m)
 
     def _made(self):
         fn = getattr(self._handler, "connection_made", None)  # a method it lacks: nothing to do
@@ -375,12 +373,27 @@ class Connection(ConnectionLife):
             self._drop_waiter(w)
             raise
         deadline = monotonic() + timeout
-        if current_reader() is self:  # from a callback on our own reader thread: nobody else reads
-            self._read_until(w, deadline, False)
+        if getattr(this_thread, "reader", None) is self:  # (current_reader(), without the call)
+            self._read_until(w, deadline, False)  # a callback on our own reader: nobody else reads
         elif CALLER_READS is None:
             w.wait(timeout)
         else:
-            self._await(w, deadline)
+            # Read the reply on this thread whenever the reader thread leaves the socket to
+            # callers (CALLER_READS); else ask it to, after it hands this reply over.
+            reading = self._reading
+            while not w.done:
+                if self._state is OPEN and reading.acquire(False):
+                    try:
+                        self._requests += 1
+                        self._read_until(w, deadline, True)
+                    finally:
+                        reading.release()
+                    break
+                left = deadline - monotonic()
+                if left <= 0:
+                    break
+                self._park_next = True
+                w.wait(min(left, CALLER_READS))
         if not w.done:  # (filled: whoever filled it took it off the list)
             self._drop_waiter(w)
         return w.value
@@ -389,24 +402,6 @@ class Connection(ConnectionLife):
         with self._lock:
             if w in self._waiters:
                 self._waiters.remove(w)
-
-    def _await(self, w, deadline):
-        # Wait for w's reply, reading it on this thread whenever the reader thread leaves the
-        # socket to callers (CALLER_READS); else ask it to, after it hands this reply over.
-        reading = self._reading
-        while not w.done:
-            if self._state is OPEN and reading.acquire(False):
-                try:
-                    self._requests += 1
-                    self._read_until(w, deadline, True)
-                finally:
-                    reading.release()
-                return
-            left = deadline - monotonic()
-            if left <= 0:
-                return
-            self._park_next = True
-            w.wait(min(left, CALLER_READS))
 
     def _read_until(self, waiter, deadline, caller):
         """Read the socket on this thread until ``waiter`` is done or ``deadline`` passes.

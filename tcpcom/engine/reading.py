@@ -24,17 +24,19 @@ log = logging.getLogger("tcpcom.engine")
 
 RECV_SIZE = 65536
 
-_local = threading.local()
+#: ``this_thread.reader``: the object whose read loop runs on this thread (a per-request path
+#: reads it with ``getattr(this_thread, "reader", None)``, without the call below)
+this_thread = threading.local()
 
 
 def current_reader():
     """The object (connection, UDP endpoint) whose read loop runs on this thread, or None."""
-    return getattr(_local, "reader", None)
+    return getattr(this_thread, "reader", None)
 
 
 def set_current_reader(obj):
     """Mark this thread as ``obj``'s reader (None: no longer)."""
-    _local.reader = obj
+    this_thread.reader = obj
 
 
 class Waiter(object):
