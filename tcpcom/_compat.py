@@ -151,6 +151,29 @@ def make_thread(target, name, args=(), daemon=True):
     return t
 
 
+def accepter(listening):
+    """A function that accepts the next connection of ``listening``: ``(socket, address)``.
+
+    On CPython 3 it is ``socket.accept()`` without reading the listening
+    socket's family and type anew for each connection (each read turns an
+    int into an enum: nine Python calls per accepted connection); it makes
+    the same socket, blocking as ``accept()`` makes it.  Elsewhere ``listening.accept``.
+    """
+    raw = getattr(listening, "_accept", None)
+    if PY2 or JYTHON or raw is None:
+        return listening.accept
+    family, kind, proto = int(listening.family), int(listening.type), listening.proto
+    make, default_timeout = socket.socket, socket.getdefaulttimeout
+
+    def accept():
+        fd, address = raw()
+        sock = make(family, kind, proto, fd)
+        if default_timeout() is None and listening.gettimeout():
+            sock.setblocking(True)  # as accept(): where the new socket inherits non-blocking
+        return sock, address
+    return accept
+
+
 def bind_error(exc):
     """The error a failed bind/listen really was.
 

@@ -6,7 +6,7 @@ import logging
 import socket
 import threading
 
-from .._compat import SHUTDOWN_WAKES_ACCEPT, close_listening, make_thread, wake_accept
+from .._compat import SHUTDOWN_WAKES_ACCEPT, accepter, close_listening, make_thread, wake_accept
 from ..dispatch import SerialExecutor, call_logged, call_text, callable_name
 from ..framing import DEFAULT_MAX_MESSAGE_SIZE, make_framer
 from .checks import check_callable, check_host, check_number, check_options, check_port
@@ -123,10 +123,11 @@ class Listener(object):
         if not SHUTDOWN_WAKES_ACCEPT:
             self.sock.settimeout(1.0)  # a fallback wake-up where shutdown() does not end accept()
         backoff = 0.0
+        accept = accepter(self.sock)
         try:
             while not self._closing:
                 try:
-                    sock, addr = self.sock.accept()
+                    sock, addr = accept()
                 except socket.timeout:
                     continue
                 except (socket.error, OSError) as e:
