@@ -184,12 +184,14 @@ class Request(object):
         self.headers = list(headers)
         self.body = bytes(body)
         self.raw_path, self.query_string = _split_target(target)
-        self.path = percent_decode(self.raw_path)
-        self.query = parse_query(self.query_string)
+        raw_path = self.raw_path  # (most paths are text without escapes: nothing to decode)
+        plain = raw_path.__class__ is text_type and "%" not in raw_path
+        self.path = raw_path if plain else percent_decode(raw_path)
+        self.query = parse_query(self.query_string) if self.query_string else []
         tokens = set()
         for name, value in self.headers:
             if name.lower() == "connection":
-                tokens.update(t.strip().lower() for t in value.split(","))
+                tokens.update([t.strip().lower() for t in value.split(",")])
         if "close" in tokens:
             self.keep_alive = False
         elif version == "HTTP/1.0":
@@ -573,15 +575,16 @@ def build_response(status, body=b"", content_type=None, headers=None, head=False
         generated.append((b"content-length", b"Content-Length: " + str(len(body)).encode("ascii")))
     generated.append((b"connection", b"Connection: keep-alive" if keep_alive else b"Connection: close"))
 
-    lines = [b"HTTP/1.1 " + _header_bytes("%d %s" % (status, REASONS.get(status, "Unknown")))]
+    # (lists, not generators, below: a generator costs a call per line it yields)
+    lines = [("HTTP/1.1 %d %s" % (status, REASONS.get(status, "Unknown"))).encode("ascii")]
     if headers:
         items = headers.items() if hasattr(headers, "items") else headers
         extra = [(_header_bytes(n), _header_bytes(v)) for n, v in items]
-        overridden = set(n.lower() for n, _ in extra)
-        lines.extend(line for lname, line in generated if lname not in overridden)
-        lines.extend(bname + b": " + bvalue for bname, bvalue in extra)
+        overridden = set([n.lower() for n, _ in extra])
+        lines.extend([line for lname, line in generated if lname not in overridden])
+        lines.extend([bname + b": " + bvalue for bname, bvalue in extra])
     else:
-        lines.extend(line for _, line in generated)
+        lines.extend([line for _, line in generated])
     out = b"\r\n".join(lines) + b"\r\n\r\n"
     if head or no_body:
         return out

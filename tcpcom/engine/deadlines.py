@@ -31,7 +31,10 @@ class Watchdog(object):
     """One thread for the deadlines of every target; it starts on demand and ends when idle."""
 
     def __init__(self):
-        self._cond = threading.Condition(threading.Lock())
+        # watch() and forget() run per connection: they take the lock itself ("with" a
+        # Condition costs two Python calls more)
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._heap = []          # (when, seq, target)
         self._due = {}           # target -> its earliest pending check
         self._seq = itertools.count()
@@ -41,7 +44,7 @@ class Watchdog(object):
 
     def watch(self, target, when):
         """Check ``target`` at ``when`` (a :func:`monotonic` time) or earlier."""
-        with self._cond:
+        with self._lock:
             if target.watch_ended():  # ended meanwhile (forget() may have run already)
                 return
             due = self._due.get(target)
@@ -61,7 +64,7 @@ class Watchdog(object):
 
     def forget(self, target):
         """``target`` has ended: drop it, and its stale entries once they could be half the heap."""
-        with self._cond:
+        with self._lock:
             self._due.pop(target, None)
             self._forgotten += 1
             if self._forgotten * 2 >= len(self._heap) or len(self._heap) <= 256:
