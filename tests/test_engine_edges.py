@@ -378,3 +378,35 @@ def test_a_normal_end_after_our_own_close_write_is_not_taken_for_a_reset():
         wait_until(lambda: _tcp_state(conn.sock) == _TCP_CLOSE, DEADLINE)
 
     assert _reason_after(lambda s: s.shutdown(socket.SHUT_WR), close_write_then_both_ends_are_done) is None
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+@pytest.mark.parametrize("timeout", [None, 1.0])
+def test_the_accept_loop_makes_the_socket_socket_accept_makes(host, timeout):
+    # the accept loop skips socket.accept()'s per-connection enum lookups (tcpcom._compat.accepter)
+    import socket
+    from tcpcom._compat import accepter
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        listening = socket.socket(family, socket.SOCK_STREAM)
+        listening.bind((host, 0))
+    except OSError:
+        pytest.skip("no %s here" % host)
+    listening.listen(2)
+    listening.settimeout(timeout)
+    peers, accepted = [], []
+    try:
+        for accept in (listening.accept, accepter(listening)):
+            peers.append(socket.create_connection(listening.getsockname()[:2], timeout=DEADLINE))
+            accepted.append(accept())
+        (ours, our_addr), (theirs, their_addr) = accepted[1], accepted[0]
+        for sock, peer in ((ours, peers[1]), (theirs, peers[0])):
+            assert sock.getpeername() == peer.getsockname()
+        assert our_addr == peers[1].getsockname()
+        assert (ours.family, ours.type, ours.proto, ours.gettimeout(), ours.getblocking()) == \
+            (theirs.family, theirs.type, theirs.proto, theirs.gettimeout(), theirs.getblocking())
+        assert ours.family == family and ours.type == socket.SOCK_STREAM
+        assert type(ours.family) is type(theirs.family)  # an AddressFamily enum, as accept() gives
+    finally:
+        for s in peers + [a for a, _ in accepted] + [listening]:
+            s.close()
