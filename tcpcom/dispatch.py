@@ -408,30 +408,26 @@ class SerialExecutor(object):
 
     def _drain(self, fn=None, args=()):
         """Deliver ``fn(*args)`` (if given), then until the queue is empty; this thread owns the executor."""
+        q = self._queue
+        lock = self._lock
         try:
-            if fn is not None:
-                call_logged(fn, args)
-            self._drain_loop()
+            while True:
+                if fn is not None:
+                    call_logged(fn, args)
+                lock.acquire()
+                if not q:
+                    self._owner = None
+                    if self._waiting:
+                        self._room.notify_all()
+                    lock.release()
+                    return
+                fn, args = q.pop(0)
+                if self._waiting and len(q) <= self.max_pending:
+                    self._room.notify_all()
+                lock.release()
         except BaseException:
             self._release_after_error()
             raise
-
-    def _drain_loop(self):
-        q = self._queue
-        lock = self._lock
-        while True:
-            lock.acquire()
-            if not q:
-                self._owner = None
-                if self._waiting:
-                    self._room.notify_all()
-                lock.release()
-                return
-            fn, args = q.pop(0)
-            if self._waiting and len(q) <= self.max_pending:
-                self._room.notify_all()
-            lock.release()
-            call_logged(fn, args)
 
     def _release_after_error(self):
         # A BaseException (KeyboardInterrupt in a pumped main thread) escaped
