@@ -26,15 +26,19 @@ def pool():
     wait_until(lambda: d.worker_count == 0, what="the test pool's workers ended")
 
 
-def post_from_threads(ex, rec, threads=4, each=50):
+def post_from_threads(ex, rec, threads=4, each=50, here=False):
     """``threads`` plain threads, released together, each post ``each`` callbacks to ``ex``,
-    alternately inline (the poster may deliver itself) and scheduled."""
+    alternately inline (the poster may deliver itself) and scheduled; ``here``: the inline
+    ones with ``post_here()`` (a reader thread's per-message path)."""
     go = threading.Event()
 
     def poster(t):
         go.wait(DEADLINE)
         for i in range(each):
-            ex.post(rec, ("MESSAGE", (t, i)), i % 2 == 0)
+            if here and i % 2 == 0:
+                ex.post_here(lambda m: rec("MESSAGE", m), (t, i))
+            else:
+                ex.post(rec, ("MESSAGE", (t, i)), i % 2 == 0)
     posters = [threading.Thread(target=poster, args=(t,)) for t in range(threads)]
     for p in posters:
         p.start()
@@ -74,10 +78,11 @@ def test_callbacks_of_one_executor_run_in_the_order_posted(pool):
     assert rec.wait_messages(300) == list(range(300))
 
 
-def test_callbacks_of_one_executor_never_run_two_at_once(pool):
+@pytest.mark.parametrize("here", [False, True], ids=["post", "post_here"])
+def test_callbacks_of_one_executor_never_run_two_at_once(pool, here):
     ex = SerialExecutor(pool)
     rec = Recorder("four posters")
-    got = post_from_threads(ex, rec)
+    got = post_from_threads(ex, rec, here=here)
     assert not rec.overlap
     for t in range(4):  # each poster's callbacks in its order
         assert [i for (u, i) in got if u == t] == list(range(50))
@@ -109,6 +114,65 @@ def test_an_inline_post_to_an_idle_executor_runs_on_the_posting_thread(pool):
     ex.post(rec, ("MESSAGE", "here"), True)
     assert rec.events == [("MESSAGE", "here")]  # delivered before post() returned
     assert rec.threads == {threading.current_thread().name}
+
+
+def test_post_here_to_an_idle_executor_runs_on_the_posting_thread_then_what_it_posted(pool):
+    ex = SerialExecutor(pool)
+    ran = []
+
+    def first(tag):
+        ex.post(ran.append, ("posted from inside",), True)  # queued behind this callback
+        ran.append((tag, ex.in_callback()))
+    ex.post_here(first, "here")
+    assert ran == [("here", True), "posted from inside"]  # both before post_here() returned
+    ex.post_here(ran.append, "idle again")
+    assert ran[-1] == "idle again"
+
+
+def test_post_here_after_deferred_ones_delivers_them_first(pool):
+    ex = SerialExecutor(pool)
+    ran = []
+    ex.post(ran.append, ("deferred",), defer=True)
+    ex.post_here(ran.append, "here")
+    assert ran == ["deferred", "here"]
+
+
+def test_post_here_with_an_event_pump_is_delivered_by_the_pump():
+    pump = EventPump()
+    ex = SerialExecutor(pump)
+    ran = []
+    ex.post_here(ran.append, "x")
+    assert ran == []  # never on the posting thread: the program's loop delivers
+    pump.pump(0)
+    assert ran == ["x"]
+
+
+def test_post_here_logs_what_its_function_raises_and_the_executor_is_idle_again(pool, caplog):
+    ex = SerialExecutor(pool)
+
+    def broken(arg):
+        raise ValueError("bug in a per-message callback")
+    with caplog.at_level(logging.ERROR, logger="tcpcom.dispatch"):
+        ex.post_here(broken, "m")
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "broken" in errors[0].getMessage() and errors[0].exc_info[0] is ValueError
+    ran = []
+    ex.post_here(ran.append, "next")  # idle again: runs here, at once
+    assert ran == ["next"]
+
+
+def test_a_keyboard_interrupt_in_post_here_flies_and_what_it_queued_is_still_delivered(pool):
+    ex = SerialExecutor(pool)
+    rec = Recorder("queued by the interrupted callback")
+
+    def interrupted(arg):
+        ex.post(rec, ("MESSAGE", "queued"), True)  # from inside: queued behind this callback
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        ex.post_here(interrupted, "m")
+    assert rec.wait_messages(1) == ["queued"]
+    assert rec.threads != {threading.current_thread().name}  # handed to the dispatcher
+    assert ex.wait_idle(DEADLINE)
 
 
 # -- errors ----------------------------------------------------------------------------
