@@ -156,10 +156,6 @@ class Connection(ConnectionLife):
         self._out = Outbound(sock, self.framer, encoding, self._check_open, self._send_failed)
         self._initial = initial_data
         self._reading = threading.Lock()  # held by whoever reads the socket (see CALLER_READS)
-        if type(self).send_message == Connection.send_message:  # (a subclass's own is kept)
-            # send_message() straight to the Outbound: a Python call less per message sent;
-            # the method below documents it
-            self.send_message = self._out.send_message
 
     def __repr__(self):
         return "<Connection %s %s:%d %s>" % (self.id, self.remote_address, self.remote_port, self._state)
