@@ -63,7 +63,7 @@ def warm_up(client, n=100):
     """Requests in a row: from some point on the callers read their replies themselves."""
     for i in range(n):
         assert client.request("q%d" % i, DEADLINE) == "r%d" % i
-    assert client._requests > 0, "no caller ever read its own reply: the path under test was not taken"
+    assert client._callers.requests > 0, "no caller ever read its own reply: the path under test was not taken"
 
 
 def test_every_message_reaches_the_handler_in_order_and_never_on_the_callers_thread(pair):
@@ -149,10 +149,10 @@ def parked_client(close_at_end, monkeypatch, closing):
 
 def close_when_it_reads(client):
     """Close ``client`` (from another thread) as soon as a request reads its reply itself."""
-    before = client._requests
+    before = client._callers.requests
 
     def run():
-        wait_until(lambda: client._requests > before, what="the request reads its reply itself")
+        wait_until(lambda: client._callers.requests > before, what="the request reads its reply itself")
         client.close()
     t = threading.Thread(target=run)
     t.start()

@@ -82,6 +82,18 @@ class FunctionHandler(object):
             log.exception("%s raised; the engine goes on", call_text(callable_name(self.fn), (conn, event, data)))
 
 
+class _CallerReads(object):
+    """What a connection's request() callers and its reader thread share (see CALLER_READS);
+    one object, made on the first request(), so that a connection keeps its attributes compact."""
+
+    __slots__ = ("park_next", "requests", "unpark")
+
+    def __init__(self):
+        self.park_next = False  # a request() asks the reader thread to leave the socket to callers
+        self.requests = 0       # requests whose callers read their replies themselves
+        self.unpark = None      # an Event while the reader thread is parked
+
+
 def as_handler(handler):
     """A handler object for what the program gave: an object, a Q-SYS style function, or None."""
     if handler is None:
@@ -121,19 +133,21 @@ class Connection(ConnectionLife):
     ERROR = "error"
     TIMEOUT = "timeout"
 
-    # Rarely set, so class defaults rather than set in __init__: an object with more than 30
-    # attributes gets a dict of its own, about 1.6 KB more per connection (CPython 3.11).
+    # Rarely set, so class defaults rather than set in __init__: CPython 3.11-3.13 keep at most
+    # 29 attribute names of a class's objects compactly; past that every connection gets a dict
+    # of its own, about 1.6 KB more each (tests/test_perf_paths.py checks it).
     _eof = None          # set by a read not on the reader thread's loop: (reason,)
-    _park_next = False   # a request() asks the reader thread to leave the socket to callers
-    _requests = 0        # requests whose callers read their replies themselves
-    _unpark = None       # an Event while the reader thread is parked
+    _callers = None      # a _CallerReads once a request() came (see CALLER_READS)
+    _initial = b""       # bytes received before the connection was made (initial_data)
+    daemon = True
 
     def __init__(self, sock, handler=None, framing=b"\0", max_message_size=DEFAULT_MAX_MESSAGE_SIZE,
                  encoding="utf-8", errors=None, read_timeout=None, send_timeout=DEFAULT_SEND_TIMEOUT,
                  executor=None, dispatcher=None, listener=None, initial_data=b"", daemon=True, peer=None):
         check_options(max_message_size, read_timeout, send_timeout)
         self.sock = sock
-        self.daemon = daemon
+        if not daemon:
+            self.daemon = daemon
         if sock.gettimeout() is not None:
             sock.settimeout(None)
         set_nodelay(sock)
@@ -154,7 +168,8 @@ class Connection(ConnectionLife):
         self.send_timeout = send_timeout if send_timeout and send_timeout > 0 else None
         ConnectionLife.__init__(self, read_timeout)
         self._out = Outbound(sock, self.framer, encoding, self._check_open, self._send_failed)
-        self._initial = initial_data
+        if initial_data:
+            self._initial = initial_data
         self._reading = threading.Lock()  # held by whoever reads the socket (see CALLER_READS)
 
     def __repr__(self):
@@ -210,8 +225,9 @@ class Connection(ConnectionLife):
                 self._initial = b""
             recv = self.sock.recv
             while reason is None and self._eof is None:
-                if self._park_next:
-                    self._park()
+                callers = self._callers
+                if callers is not None and callers.park_next:
+                    self._park(callers)
                     continue
                 try:
                     data = recv(RECV_SIZE)
@@ -240,17 +256,17 @@ class Connection(ConnectionLife):
         # reset that a send on another thread saw first (once we sent our own end, CLOSE is normal)
         return None if self._out.wrote_end else reset_error(self.sock)
 
-    def _park(self):
+    def _park(self, callers):
         # Leave the socket to request() callers (see CALLER_READS) until none came for that long.
-        self._park_next = False
-        unpark = self._unpark = threading.Event()
+        callers.park_next = False
+        unpark = callers.unpark = threading.Event()
         try:
             set_recv_timeout(self.sock, READ_SLICE)  # callers read with one system call
         except NETWORK_ERRORS:
             return  # the socket is gone: the read loop ends
         try:
             while self._state in SENDING and self._eof is None:
-                seen = self._requests
+                seen = callers.requests
                 unpark.clear()
                 self._reading.release()
                 try:
@@ -259,10 +275,10 @@ class Connection(ConnectionLife):
                     self.executor.run_deferred()  # what the callers read, to the handler
                 finally:
                     self._reading.acquire()
-                if self._requests == seen:
+                if callers.requests == seen:
                     break
         finally:
-            self._unpark = None
+            callers.unpark = None
             try:
                 set_recv_timeout(self.sock, 0)  # the reader's recv() waits for ever again
             except NETWORK_ERRORS:
@@ -270,7 +286,8 @@ class Connection(ConnectionLife):
 
     def _resume_reader(self):
         """The connection is ending: a parked reader thread takes over again (to linger or end)."""
-        unpark = self._unpark
+        callers = self._callers
+        unpark = callers.unpark if callers is not None else None
         if unpark is not None:
             unpark.set()
 
@@ -370,6 +387,9 @@ class Connection(ConnectionLife):
             if self._state not in SENDING:
                 return None
             self._waiters.append(w)
+            callers = self._callers
+            if callers is None:
+                callers = self._callers = _CallerReads()
         try:
             self._out.send_message(message)
         except ConnectionClosedError:
@@ -387,7 +407,7 @@ class Connection(ConnectionLife):
             while not w.done:
                 if self._state is OPEN and reading.acquire(False):
                     try:
-                        self._requests += 1
+                        callers.requests += 1
                         self._read_until(w, deadline, True)
                     finally:
                         reading.release()
@@ -395,7 +415,7 @@ class Connection(ConnectionLife):
                 left = deadline - monotonic()
                 if left <= 0:
                     break
-                self._park_next = True
+                callers.park_next = True
                 w.wait(min(left, CALLER_READS))
         if not w.done:  # (filled: whoever filled it took it off the list)
             self._drop_waiter(w)
