@@ -139,7 +139,7 @@ class Connection(ConnectionLife):
     _eof = None          # set by a read not on the reader thread's loop: (reason,)
     _callers = None      # a _CallerReads once a request() came (see CALLER_READS)
     _initial = b""       # bytes received before the connection was made (initial_data)
-    daemon = True
+    daemon = True        # its reader thread does not hold the program's end (daemon=False sets it)
 
     def __init__(self, sock, handler=None, framing=b"\0", max_message_size=DEFAULT_MAX_MESSAGE_SIZE,
                  encoding="utf-8", errors=None, read_timeout=None, send_timeout=DEFAULT_SEND_TIMEOUT,
