@@ -84,14 +84,16 @@ class FunctionHandler(object):
 
 class _CallerReads(object):
     """What a connection's request() callers and its reader thread share (see CALLER_READS);
-    one object, made on the first request(), so that a connection keeps its attributes compact."""
+    one object, made on the first request(), so that a connection keeps its attributes compact
+    (see Connection)."""
 
-    __slots__ = ("park_next", "requests", "unpark")
+    __slots__ = ("park_next", "requests", "unpark", "eof")
 
     def __init__(self):
         self.park_next = False  # a request() asks the reader thread to leave the socket to callers
         self.requests = 0       # requests whose callers read their replies themselves
         self.unpark = None      # an Event while the reader thread is parked
+        self.eof = None         # (reason,): a request()'s read saw the end; the read loop ends it
 
 
 def as_handler(handler):
@@ -133,21 +135,18 @@ class Connection(ConnectionLife):
     ERROR = "error"
     TIMEOUT = "timeout"
 
-    # Rarely set, so class defaults rather than set in __init__: CPython 3.11-3.13 keep at most
-    # 29 attribute names of a class's objects compactly; past that every connection gets a dict
-    # of its own, about 1.6 KB more each (tests/test_perf_paths.py checks it).
-    _eof = None          # set by a read not on the reader thread's loop: (reason,)
+    # CPython 3.11-3.13 keep at most 29 attribute names of a class's objects compactly -- every
+    # name any Connection ever sets counts, for the life of the process; past that a connection
+    # that sets a new one gets a dict of its own, about 1.6 KB (tests/test_perf_paths.py checks
+    # it). __init__ sets 28; request() adds _callers, which holds what only requests need.
     _callers = None      # a _CallerReads once a request() came (see CALLER_READS)
-    _initial = b""       # bytes received before the connection was made (initial_data)
-    daemon = True        # its reader thread does not hold the program's end (daemon=False sets it)
 
     def __init__(self, sock, handler=None, framing=b"\0", max_message_size=DEFAULT_MAX_MESSAGE_SIZE,
                  encoding="utf-8", errors=None, read_timeout=None, send_timeout=DEFAULT_SEND_TIMEOUT,
                  executor=None, dispatcher=None, listener=None, initial_data=b"", daemon=True, peer=None):
         check_options(max_message_size, read_timeout, send_timeout)
         self.sock = sock
-        if not daemon:
-            self.daemon = daemon
+        self.daemon = daemon
         if sock.gettimeout() is not None:
             sock.settimeout(None)
         set_nodelay(sock)
@@ -163,13 +162,12 @@ class Connection(ConnectionLife):
         self.encoding = encoding
         self.errors = errors or LOSSLESS_ERRORS
         self._inbound = Inbound(self.framer, encoding, self.errors)
+        self._inbound.pending = initial_data  # (the read loop feeds it first)
         self._handler = as_handler(handler)
         self.executor = executor or SerialExecutor(dispatcher)
         self.send_timeout = send_timeout if send_timeout and send_timeout > 0 else None
         ConnectionLife.__init__(self, read_timeout)
         self._out = Outbound(sock, self.framer, encoding, self._check_open, self._send_failed)
-        if initial_data:
-            self._initial = initial_data
         self._reading = threading.Lock()  # held by whoever reads the socket (see CALLER_READS)
 
     def __repr__(self):
@@ -220,15 +218,20 @@ class Connection(ConnectionLife):
             self.executor.post(self._made, (), True, self.is_done)
             if not self._move(OPEN):  # closed during connection_made: its closing event is ours to post
                 self._post_closing_event(True)
-            if self._initial:
-                reason = self._received(self._initial)
-                self._initial = b""
+            initial = self._inbound.pending
+            if initial:
+                self._inbound.pending = b""
+                reason = self._received(initial)
             recv = self.sock.recv
-            while reason is None and self._eof is None:
+            while reason is None:
                 callers = self._callers
-                if callers is not None and callers.park_next:
-                    self._park(callers)
-                    continue
+                if callers is not None:
+                    if callers.eof is not None:  # a request()'s read saw the end
+                        reason = callers.eof[0]
+                        break
+                    if callers.park_next:
+                        self._park(callers)
+                        continue
                 try:
                     data = recv(RECV_SIZE)
                 except NETWORK_ERRORS as e:
@@ -244,8 +247,9 @@ class Connection(ConnectionLife):
             log.exception("reader of %r failed", self)
             reason = e
         finally:
-            if self._eof is not None and reason is None:
-                reason = self._eof[0]
+            callers = self._callers
+            if reason is None and callers is not None and callers.eof is not None:
+                reason = callers.eof[0]
             try:
                 self._ended(reason)
             finally:
@@ -265,7 +269,7 @@ class Connection(ConnectionLife):
         except NETWORK_ERRORS:
             return  # the socket is gone: the read loop ends
         try:
-            while self._state in SENDING and self._eof is None:
+            while self._state in SENDING and callers.eof is None:
                 seen = callers.requests
                 unpark.clear()
                 self._reading.release()
@@ -433,7 +437,8 @@ class Connection(ConnectionLife):
         parked (which delivers the messages: never the caller's thread); else a request()
         from a callback on the reader thread itself.
         """
-        while not waiter.done and self._eof is None and (self._state is OPEN or not caller):
+        callers = self._callers  # (made by request(), our only caller)
+        while not waiter.done and callers.eof is None and (self._state is OPEN or not caller):
             left = deadline - monotonic()
             if left <= 0:
                 return
@@ -446,16 +451,16 @@ class Connection(ConnectionLife):
             except NETWORK_ERRORS as e:
                 if caller and timed_out(e):
                     continue
-                self._eof = (e,)
+                callers.eof = (e,)
             else:
                 if not data:
-                    self._eof = (self._end_reason(),)
+                    callers.eof = (self._end_reason(),)
                 else:
                     self._last_activity = monotonic()
                     error = self._received(data, caller)
                     if error is not None:
-                        self._eof = (error,)
-            if self._eof is not None:
+                        callers.eof = (error,)
+            if callers.eof is not None:
                 self._resume_reader()  # the reader thread ends the connection
                 return
 

@@ -20,12 +20,14 @@ _ASCII_SAFE = ("utf-8", "ascii", "iso8859-1")
 class Inbound(object):
     """Bytes in, messages out (text when ``encoding`` is set, else bytes)."""
 
-    __slots__ = ("framer", "encoding", "errors", "_decoder", "_text_delimiter")
+    __slots__ = ("framer", "encoding", "errors", "pending", "_decoder", "_text_delimiter")
 
     def __init__(self, framer, encoding, errors):
         self.framer = framer
         self.encoding = encoding
         self.errors = errors
+        #: bytes that came before the read loop started (a dialer's first read): fed first
+        self.pending = b""
         self._decoder = None
         #: the delimiter as text where decoding a chunk's complete messages at once and then
         #: splitting the text gives the same messages as splitting first (one decode per chunk
