@@ -272,10 +272,11 @@ class _Echo(Handler):
 
 
 def test_an_open_connection_keeps_its_attributes_without_a_dict_of_its_own():
-    # CPython 3.11-3.13 keep at most 29 attribute names of a class's objects compactly; past
-    # that every connection gets a dict of its own, ~1.6 KB more each (16 MB at 10,000
-    # connections). A 30th name set in __init__ did that, and so did request()'s three
-    # attributes on a client (tracemalloc found them; a count of 30 allowed both).
+    # CPython 3.11-3.13 keep at most 29 attribute names of a class's objects compactly, and
+    # every name any connection of the process ever set counts; past that a connection gets a
+    # dict of its own, ~1.6 KB more each (16 MB at 10,000 connections). A 30th name set in
+    # __init__ did that, and so did request()'s three attributes on a client (tracemalloc found
+    # them; a count of 30 allowed both).
     server = Listener(0, lambda conn: _Echo(), host="127.0.0.1")
     try:
         client = connect("127.0.0.1", server.port, None)
