@@ -763,8 +763,7 @@ print("hi")
 <!-- example: dies server -->
 ```python
 from tcpcom import *
-server = TCPServer(5001, stateChanged=lambda s, m: None)
-server.terminate()
+PORT = 5001  # the script ends before it opens it
 ```
 '''
     examples, problems = parse(page, "docs/s.md")
