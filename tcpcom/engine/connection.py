@@ -226,8 +226,7 @@ class Connection(ConnectionLife):
             while reason is None:
                 callers = self._callers
                 if callers is not None:
-                    if callers.eof is not None:  # a request()'s read saw the end
-                        reason = callers.eof[0]
+                    if callers.eof is not None:  # a request()'s read saw the end (its reason: below)
                         break
                     if callers.park_next:
                         self._park(callers)
