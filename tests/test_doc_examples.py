@@ -70,6 +70,10 @@ TIMEOUT = 20.0
 #: seconds a server may take to listen, and to end after SIGINT
 SERVER_START = 20.0
 SERVER_STOP = 10.0
+#: a listening server counts as ready once its stdout has not grown for this long: listening
+#: comes in the middle of a line like ``TCPServer(...)`` (which still posts LISTENING), and a
+#: Ctrl-C there would interrupt that line, not the ``loopForever()`` after it
+SERVER_SETTLE = 0.1
 #: pages run at the same time (each runs its own examples one after another)
 JOBS = int(os.environ.get("TCPCOM_DOC_JOBS", "3"))
 
@@ -484,6 +488,18 @@ def run_page(examples, ports, workdir):
     return results
 
 
+def wait_settled(program, deadline):
+    """Wait until ``program``'s stdout has not grown for SERVER_SETTLE s (or it ended, or the deadline)."""
+    size, since = -1, time.time()
+    while time.time() < deadline and program.proc.poll() is None:
+        now = os.path.getsize(program.out_path)
+        if now != size:
+            size, since = now, time.time()
+        elif time.time() - since >= SERVER_SETTLE:
+            return
+        time.sleep(0.02)  # polling a file: nothing to wait on
+
+
 def run_server(server, clients, ports, workdir):
     results = collections.OrderedDict()
     code = rewrite(server.code, ports)
@@ -498,6 +514,8 @@ def run_server(server, clients, ports, workdir):
                 up = True
                 break
             time.sleep(0.02)  # polling /proc: nothing to wait on
+        if up:
+            wait_settled(program, deadline)
         if not up:
             if program.proc.poll() is None:
                 result.fail("it did not listen on port(s) %s within %g s" % (wanted, SERVER_START))
