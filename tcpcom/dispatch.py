@@ -79,12 +79,14 @@ def call_logged(fn, args, what=None, logger=None):
         else:
             fn(*args)
     except Exception:
-        log_raised(fn, args, what, logger)
+        _log_failed_call(fn, args, what, logger)
 
 
-def log_raised(fn, args, what=None, logger=None):
+def _log_failed_call(fn, args, what=None, logger=None):
     """Log the exception being handled, raised by ``fn(*args)``: its traceback, and the call
-    as the program wrote it (``what``, default :func:`callable_name`, and argument excerpts)."""
+    (``what``, default :func:`callable_name`, and argument excerpts) -- the engine's last net,
+    for call_logged() and post_here(); the faces name the user's callback themselves
+    (tcpcom.tcp.log_raised)."""
     (logger or log).exception("%s raised%s; the engine goes on", what or callable_name(fn),
                               " (%s)" % ", ".join(excerpt(a) for a in args) if args else "")
 
@@ -377,7 +379,7 @@ class SerialExecutor(object):
         try:
             fn(arg)
         except Exception:  # (fn logs its callbacks' own): the last net, as call_logged()
-            log_raised(fn, (arg,))
+            _log_failed_call(fn, (arg,))
         except BaseException:  # a KeyboardInterrupt in a pumped main thread, as _drain()
             self._release_after_error()
             raise
