@@ -512,6 +512,103 @@ def test_connect_ask_disconnect_200_times_is_never_refused():
         server.terminate()
 
 
+def test_a_client_whose_end_is_still_on_its_way_does_not_occupy_the_server():
+    """At the limit, a one-client Listener whose connection shows no end yet waits briefly for
+    one before refusing: a client that hung up and dialled again at once can have its new
+    connection accepted before its old one's end reached the server (a fresh-clone CI run
+    refused such a client).  Here that end arrives while the accept thread waits."""
+    import socket as socketlib
+    from tcpcom.engine import Handler, Listener
+    made, refused = threading.Event(), []
+
+    class Second(Handler):
+        def connection_made(self, conn):
+            made.set()
+
+    handlers = []
+
+    def on_connection(conn):
+        handlers.append(conn)
+        return Second() if len(handlers) > 1 else Handler()
+    server = Listener(0, on_connection, host="127.0.0.1", max_connections=1,
+                      on_refused=lambda *a: refused.append(a))
+    a = socketlib.create_connection(("127.0.0.1", server.port))
+    try:
+        wait_until(lambda: server.connections, what="the first connection")
+        first = server.connections[0]
+        wait_closed, waits = first.wait_closed, []
+
+        def end_arrives_now(timeout=None):  # the first client's end reaches us during the wait
+            waits.append(timeout)
+            a.close()
+            return wait_closed(timeout)
+        first.wait_closed = end_arrives_now
+        b = socketlib.create_connection(("127.0.0.1", server.port))
+        try:
+            assert made.wait(DEADLINE) or refused, "the second client was neither served nor refused"
+            assert not refused, "the second client was refused while the first one's end was on its way"
+            assert waits, "the accept thread did not wait"
+        finally:
+            b.close()
+    finally:
+        a.close()
+        server.close()
+
+
+def test_an_occupied_listener_still_refuses_a_second_client_while_the_first_stays():
+    """The brief wait for an end on its way is bounded: a real second client is refused."""
+    import socket as socketlib
+    from tcpcom.engine import Listener
+    refused = threading.Event()
+    server = Listener(0, lambda conn: None, host="127.0.0.1", max_connections=1,
+                      on_refused=lambda *a: refused.set())
+    a = socketlib.create_connection(("127.0.0.1", server.port))
+    try:
+        wait_until(lambda: server.connections, what="the first connection")
+        b = socketlib.create_connection(("127.0.0.1", server.port))
+        try:
+            assert refused.wait(DEADLINE), "the second client was not refused"
+            b.settimeout(DEADLINE)
+            assert b.recv(1) == b"", "the refused client's connection was not closed"
+            assert len(server.connections) == 1
+        finally:
+            b.close()
+    finally:
+        a.close()
+        server.close()
+
+
+def test_a_flood_of_clients_at_the_limit_is_refused_without_a_wait_each():
+    """The wait for an end on its way is not paid by every refused client: after one that found
+    nobody leaving, refusals within END_IN_FLIGHT_PAUSE do not wait."""
+    import socket as socketlib
+    from tcpcom.engine import Listener
+    refused = []
+    server = Listener(0, lambda conn: None, host="127.0.0.1", max_connections=1,
+                      on_refused=lambda *a: refused.append(a))
+    a = socketlib.create_connection(("127.0.0.1", server.port))
+    try:
+        wait_until(lambda: server.connections, what="the first connection")
+        first = server.connections[0]
+        wait_closed, waits = first.wait_closed, []
+
+        def counted(timeout=None):
+            waits.append(timeout)
+            return wait_closed(timeout)
+        first.wait_closed = counted
+        for i in range(6):
+            b = socketlib.create_connection(("127.0.0.1", server.port))
+            try:
+                wait_until(lambda: len(refused) > i, what="refusal %d" % i)
+            finally:
+                b.close()
+        # one wait, and a second only if the six refusals took longer than the pause
+        assert 1 <= len(waits) <= 2, waits
+    finally:
+        a.close()
+        server.close()
+
+
 # -- the same moments on a UDP endpoint ---------------------------------------------------------
 
 def test_udp_endpoint_closed_by_its_callback_delivers_nothing_after_it():

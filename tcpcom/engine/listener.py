@@ -6,7 +6,7 @@ import logging
 import socket
 import threading
 
-from .._compat import SHUTDOWN_WAKES_ACCEPT, accepter, close_listening, make_thread, wake_accept
+from .._compat import SHUTDOWN_WAKES_ACCEPT, accepter, close_listening, make_thread, monotonic, wake_accept
 from ..dispatch import SerialExecutor, call_logged, call_text, callable_name
 from ..framing import DEFAULT_MAX_MESSAGE_SIZE, make_framer
 from .checks import check_callable, check_host, check_number, check_options, check_port
@@ -29,6 +29,12 @@ DEFAULT_MAX_CONNECTIONS = 4096
 DEFAULT_BACKLOG = max(4096, getattr(socket, "SOMAXCONN", 0))
 #: seconds the accept thread gives a connection whose peer has hung up to end (see _at_limit)
 PEER_GONE_WAIT = 1.0
+#: seconds the accept thread, at the limit, waits for an end that may still be on its way (see
+#: _at_limit); a refused client hears of it this much later (well within a TCPClient's 80 ms)
+END_IN_FLIGHT_WAIT = 0.03
+#: seconds after such a wait that found no end during which refusals do not wait (a flood of
+#: clients at the limit costs the accept thread at most 3 % of its time)
+END_IN_FLIGHT_PAUSE = 1.0
 
 
 class Listener(object):
@@ -92,6 +98,7 @@ class Listener(object):
         self._conns = {}
         self._lock = threading.Lock()
         self._closing = False
+        self._in_flight_wait_after = 0.0  # see _at_limit
         self._active = 1  # the accept thread, plus one per live connection
         self._thread = None
         sock = bind_socket(host, port, socket.SOCK_STREAM, reuse_address=True, backlog=backlog, dual_stack=True)
@@ -174,10 +181,19 @@ class Listener(object):
         live = self.connections
         if len(live) < self.max_connections:
             return False
-        for conn in live:
-            # (it may still be reading what the peer sent before: it delivers that, then ends)
-            if conn.peer_closed() or peer_sent_end(conn.sock):
-                conn.wait_closed(PEER_GONE_WAIT)
+        if not _wait_for_ends(live) and monotonic() >= self._in_flight_wait_after:
+            # None shows its peer's end yet, but it may be on its way: a client that hung up
+            # and dialled again at once can have its new connection accepted before its old
+            # one's end has reached our socket (a loaded CI run refused such a client at once).
+            # That end wakes the connection's reader, which posts its closing event: wait for
+            # that, briefly, then look again.
+            until = monotonic() + END_IN_FLIGHT_WAIT
+            for conn in live:
+                if conn.wait_closed(max(0.0, until - monotonic())):
+                    break
+            _wait_for_ends(self.connections)
+            if len(self.connections) >= self.max_connections:  # nobody was leaving
+                self._in_flight_wait_after = monotonic() + END_IN_FLIGHT_PAUSE
         return len(self.connections) >= self.max_connections
 
     def _accepted(self, sock, addr):
@@ -273,6 +289,17 @@ class Listener(object):
             conn.close()
         if self.spares is not spares:
             self.spares.close()  # its waiting threads must not hold the program's end
+
+
+def _wait_for_ends(conns):
+    """Gives each of ``conns`` whose peer has hung up a moment (bounded) to end; True if any had."""
+    any_ended = False
+    for conn in conns:
+        # (it may still be reading what the peer sent before: it delivers that, then ends)
+        if conn.peer_closed() or peer_sent_end(conn.sock):
+            conn.wait_closed(PEER_GONE_WAIT)
+            any_ended = True
+    return any_ended
 
 
 class _PendingHandler(object):
