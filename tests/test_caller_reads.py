@@ -214,3 +214,49 @@ def test_a_tcpclient_reports_every_reply_as_message_before_disconnected():
     messages = [m for s, m in events if s == TCPClient.MESSAGE]
     assert messages == ["echo m%d" % i for i in range(50)]
     assert events[-1] == (TCPClient.DISCONNECTED, "")
+
+
+def test_a_request_made_while_the_reader_thread_delivers_gets_its_reply_read_at_once(closing):
+    """A request() that finds the reader thread busy (here: delivering a pushed message) asks it
+    to leave the socket to callers and waits for its reply.  The reader thread reads that reply
+    before it parks: parked first, nobody would read it until the caller's next look, 5 ms later
+    (a stall the bench's round trips showed).  Who read it tells which happened."""
+    ls = socket.socket()
+    closing(ls)
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+    entered, go = threading.Event(), threading.Event()
+
+    class Blocks(Seen):
+        def message_received(self, conn, message):
+            Seen.message_received(self, conn, message)
+            if message == "push":
+                entered.set()
+                go.wait(DEADLINE)
+    seen = Blocks()
+    client = connect("127.0.0.1", ls.getsockname()[1], seen)
+    closing(client)
+    peer, _ = ls.accept()
+    closing(peer)
+    peer.settimeout(DEADLINE)
+    peer.sendall(b"push\0")
+    assert entered.wait(DEADLINE)
+    got = []
+    t = threading.Thread(target=lambda: got.append(client.request("q", DEADLINE)))
+    t.daemon = True
+    t.start()
+    try:
+        data = b""
+        while not data.endswith(b"q\0"):
+            more = peer.recv(100)
+            assert more, "the client hung up"
+            data += more
+        peer.sendall(b"a\0")
+        wait_until(lambda: client._callers is not None and client._callers.park_next,
+                   what="the caller asked the reader thread for the socket")
+    finally:
+        go.set()
+    t.join(DEADLINE)
+    assert got == ["a"]
+    assert client._callers.requests == 0, "the caller read its reply itself: the reader thread parked first"
+    seen.wait(lambda: seen.messages == ["push", "a"], "both messages delivered")

@@ -228,7 +228,9 @@ class Connection(ConnectionLife):
                 if callers is not None:
                     if callers.eof is not None:  # a request()'s read saw the end (its reason: below)
                         break
-                    if callers.park_next:
+                    if callers.park_next and not self._waiters:
+                        # (with a request() waiting for its reply, which it does not read while
+                        # we hold the socket: read that first, then leave the socket to callers)
                         self._park(callers)
                         continue
                 try:
@@ -267,22 +269,22 @@ class Connection(ConnectionLife):
             set_recv_timeout(self.sock, READ_SLICE)  # callers read with one system call
         except NETWORK_ERRORS:
             return  # the socket is gone: the read loop ends
+        self._reading.release()
         try:
+            # not holding the socket while parked, not even to look at the count: a caller
+            # that found it held would wait for its reply, which nobody read
             while self._state in SENDING and callers.eof is None:
                 seen = callers.requests
                 unpark.clear()
-                self._reading.release()
-                try:
-                    if self._state in SENDING:  # (a close sets the event after moving the state)
-                        unpark.wait(CALLER_READS)
-                    self.executor.run_deferred()  # what the callers read, to the handler
-                finally:
-                    self._reading.acquire()
+                if self._state in SENDING:  # (a close sets the event after moving the state)
+                    unpark.wait(CALLER_READS)
+                self.executor.run_deferred()  # what the callers read, to the handler
                 if callers.requests == seen:
                     break
         finally:
-            callers.unpark = None
+            self._reading.acquire()
             try:
+                callers.unpark = None
                 set_recv_timeout(self.sock, 0)  # the reader's recv() waits for ever again
             except NETWORK_ERRORS:
                 pass
