@@ -12,7 +12,8 @@ import pytest
 
 from helpers import DEADLINE, ENV, ROOT, Proc, Recorder, engine_threads, raw_client, recv_until, wait_until
 from tcpcom import TCPClient, TCPServer
-from tcpcom.engine import Handler, Listener, connect
+from tcpcom.engine import Connection, Handler, Listener, connect
+from tcpcom.engine.listener import PEER_GONE_WAIT
 
 #: a callback that works about a millisecond per message (a print to an IDE console)
 WORK = 0.001
@@ -512,7 +513,21 @@ def test_connect_ask_disconnect_200_times_is_never_refused():
         server.terminate()
 
 
-def test_a_client_whose_end_is_still_on_its_way_does_not_occupy_the_server():
+def spy_on_wait_closed(monkeypatch, conn, before):
+    """``before(timeout)`` runs when the listener's accept thread waits for ``conn`` to end.
+    Patched on the class: a name set on one connection would count against CPython's 29
+    compact attribute names of every connection in the process (see test_perf_paths), and a
+    later test's connection would get a dict."""
+    real = Connection.wait_closed
+
+    def wait_closed(self, timeout=None):
+        if self is conn:
+            before(timeout)
+        return real(self, timeout)
+    monkeypatch.setattr(Connection, "wait_closed", wait_closed)
+
+
+def test_a_client_whose_end_is_still_on_its_way_does_not_occupy_the_server(monkeypatch):
     """At the limit, a one-client Listener whose connection shows no end yet waits briefly for
     one before refusing: a client that hung up and dialled again at once can have its new
     connection accepted before its old one's end reached the server (a fresh-clone CI run
@@ -536,13 +551,12 @@ def test_a_client_whose_end_is_still_on_its_way_does_not_occupy_the_server():
     try:
         wait_until(lambda: server.connections, what="the first connection")
         first = server.connections[0]
-        wait_closed, waits = first.wait_closed, []
+        waits = []
 
-        def end_arrives_now(timeout=None):  # the first client's end reaches us during the wait
+        def end_arrives_now(timeout):  # the first client's end reaches us during the wait
             waits.append(timeout)
             a.close()
-            return wait_closed(timeout)
-        first.wait_closed = end_arrives_now
+        spy_on_wait_closed(monkeypatch, first, end_arrives_now)
         b = socketlib.create_connection(("127.0.0.1", server.port))
         try:
             assert made.wait(DEADLINE) or refused, "the second client was neither served nor refused"
@@ -578,7 +592,7 @@ def test_an_occupied_listener_still_refuses_a_second_client_while_the_first_stay
         server.close()
 
 
-def test_a_flood_of_clients_at_the_limit_is_refused_without_a_wait_each():
+def test_a_flood_of_clients_at_the_limit_is_refused_without_a_wait_each(monkeypatch):
     """The wait for an end on its way is not paid by every refused client: after one that found
     nobody leaving, refusals within END_IN_FLIGHT_PAUSE do not wait."""
     import socket as socketlib
@@ -590,12 +604,8 @@ def test_a_flood_of_clients_at_the_limit_is_refused_without_a_wait_each():
     try:
         wait_until(lambda: server.connections, what="the first connection")
         first = server.connections[0]
-        wait_closed, waits = first.wait_closed, []
-
-        def counted(timeout=None):
-            waits.append(timeout)
-            return wait_closed(timeout)
-        first.wait_closed = counted
+        waits = []
+        spy_on_wait_closed(monkeypatch, first, waits.append)
         for i in range(6):
             b = socketlib.create_connection(("127.0.0.1", server.port))
             try:
@@ -639,7 +649,7 @@ def test_udp_endpoint_closed_by_its_callback_delivers_nothing_after_it():
         ep.close()
 
 
-def test_a_client_that_hung_up_with_messages_still_unread_does_not_occupy_the_server():
+def test_a_client_that_hung_up_with_messages_still_unread_does_not_occupy_the_server(monkeypatch):
     """A one-client Listener whose connection is still delivering what its peer sent before
     hanging up waits (bounded) for it to end instead of refusing the next client as occupied."""
     import socket as socketlib
@@ -671,17 +681,15 @@ def test_a_client_that_hung_up_with_messages_still_unread_does_not_occupy_the_se
         a.sendall(b"m2\0")
         a.close()
         wait_until(lambda: peer_sent_end(first.sock), what="the first client's end arrived, m2 unread")
-        wait_closed = first.wait_closed
-
-        def watched(timeout=None):  # the accept thread waits for the first connection to end
-            checking.set()
-            return wait_closed(timeout)
-        first.wait_closed = watched
+        # the accept thread waits for the first connection to end, knowing that its peer has
+        timeouts = []
+        spy_on_wait_closed(monkeypatch, first, lambda timeout: (timeouts.append(timeout), checking.set()))
         b = socketlib.create_connection(("127.0.0.1", server.port))
         try:
             assert checking.wait(DEADLINE), "the second client was refused without waiting"
             go.set()
             assert made.wait(DEADLINE), "the second client was not served"
+            assert timeouts[0] == PEER_GONE_WAIT, "not the wait for an end that came: %r" % timeouts
         finally:
             b.close()
     finally:
