@@ -248,7 +248,10 @@ class UDPEndpoint(object):
             log.exception("receive thread of %r failed", self)
             reason = e
         finally:
-            self._finish(reason)
+            try:
+                self._finish(reason)
+            finally:
+                set_current_reader(None)
 
     def _is_closing(self):
         return self._closing

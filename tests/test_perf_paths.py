@@ -363,3 +363,31 @@ def test_a_reader_thread_touches_no_more_stack_than_a_raw_server_thread():
     ours_count, ours = _stack_kib("listener")
     assert raw_count >= 20 and ours_count >= 20
     assert ours <= raw, "reader threads touch %s KiB of stack, a raw server's threads %s KiB" % (ours, raw)
+
+
+def test_a_read_loop_that_ended_leaves_no_entry_in_the_readers_registry():
+    # current_reader() is a dict keyed by thread ident (a threading.local cost every reader
+    # thread 500 bytes more): an entry left behind would hold its connection, and a new thread
+    # that got the same ident would take itself for that connection's reader.
+    from tcpcom.engine import reading
+    from tcpcom.udp import UDPEndpoint
+    server = Listener(0, lambda conn: _Echo(), host="127.0.0.1")
+    try:
+        client = connect("127.0.0.1", server.port, None)
+        assert client.request(u"hello", DEADLINE) == u"hello"
+        wait_until(lambda: server.connections, what="the server side")
+        ours = [client, server.connections[0]]
+        assert set(ours) <= set(reading.readers.values())
+        client.close()
+        for conn in ours:
+            assert conn.wait_closed(DEADLINE)
+        wait_until(lambda: all(c._reader.done for c in ours), what="both read loops ended")
+    finally:
+        server.close()
+    ep = UDPEndpoint(0, None, host="127.0.0.1")
+    wait_until(lambda: ep in reading.readers.values(), what="the UDP endpoint's read loop")
+    ep.close()
+    assert ep.wait_closed(DEADLINE)
+    # (the UDP thread removes its entry right after posting its closing event)
+    wait_until(lambda: not [r for r in list(reading.readers.values()) if r is ep or r in ours],
+               what="no entry for an ended read loop")

@@ -10,7 +10,7 @@ import logging
 import select
 import threading
 
-from .._compat import JYTHON, LOSSLESS_ERRORS, monotonic, set_keepalive, set_nodelay, to_bytes
+from .._compat import JYTHON, LOSSLESS_ERRORS, get_ident, monotonic, set_keepalive, set_nodelay, to_bytes
 from ..diagnostics import excerpt
 from ..dispatch import SerialExecutor, call_logged, call_text, callable_name
 from ..framing import DEFAULT_MAX_MESSAGE_SIZE, MessageTooLarge, make_framer
@@ -20,7 +20,7 @@ from .errors import NETWORK_ERRORS, ConnectionClosedError, ReadTimeout
 from .inbound import Inbound
 from .lifecycle import CLOSED, CLOSING, LOST, OPEN, SENDING, ConnectionLife, always
 from .outbound import Outbound
-from .reading import RECV_SIZE, ReaderThread, Waiter, set_current_reader, this_thread
+from .reading import RECV_SIZE, ReaderThread, Waiter, readers, set_current_reader
 from .sockets import plain_address, reset_error, set_recv_timeout, timed_out, wait_readable
 
 log = logging.getLogger("tcpcom.engine")
@@ -255,6 +255,7 @@ class Connection(ConnectionLife):
                 self._ended(reason)
             finally:
                 reading.release()  # after the state left open: no caller reads a closed socket
+                set_current_reader(None)
 
     def _end_reason(self):
         # recv() returned the end of the stream: None (the peer's normal end), or the error of a
@@ -401,7 +402,7 @@ class Connection(ConnectionLife):
             self._drop_waiter(w)
             raise
         deadline = monotonic() + timeout
-        if getattr(this_thread, "reader", None) is self:  # (current_reader(), without the call)
+        if readers.get(get_ident()) is self:  # (current_reader(), without the call)
             self._read_until(w, deadline, False)  # a callback on our own reader: nobody else reads
         elif CALLER_READS is None:
             w.wait(timeout)
