@@ -167,7 +167,7 @@ class Connection(ConnectionLife):
         self.executor = executor or SerialExecutor(dispatcher)
         self.send_timeout = send_timeout if send_timeout and send_timeout > 0 else None
         ConnectionLife.__init__(self, read_timeout)
-        self._out = Outbound(sock, self.framer, encoding, self._check_open, self._send_failed)
+        self._out = Outbound(sock, self.framer, encoding, self)
         self._reading = threading.Lock()  # held by whoever reads the socket (see CALLER_READS)
 
     def __repr__(self):
