@@ -170,7 +170,10 @@ class Listener(object):
         count: its reader is given a moment (bounded) to see the end, so that
         its closing event is posted before the next connection's first event
         (a client that asks one question per connection is never refused
-        because the server has not yet noticed the previous one leave).
+        because the server has not yet noticed the previous one leave).  When
+        none shows an end yet, one may still be on its way: up to
+        END_IN_FLIGHT_WAIT for it (not again within END_IN_FLIGHT_PAUSE after
+        such a wait found nobody leaving).
         """
         if self.max_connections is None:
             return False
