@@ -184,20 +184,22 @@ class Listener(object):
         live = self.connections
         if len(live) < self.max_connections:
             return False
-        if not _wait_for_ends(live) and monotonic() >= self._in_flight_wait_after:
-            # None shows its peer's end yet, but it may be on its way: a client that hung up
-            # and dialled again at once can have its new connection accepted before its old
-            # one's end has reached our socket (a loaded CI run refused such a client at once).
-            # That end wakes the connection's reader, which posts its closing event: wait for
-            # that, briefly, then look again.
-            until = monotonic() + END_IN_FLIGHT_WAIT
-            for conn in live:
-                if conn.wait_closed(max(0.0, until - monotonic())):
-                    break
-            _wait_for_ends(self.connections)
-            if len(self.connections) >= self.max_connections:  # nobody was leaving
-                self._in_flight_wait_after = monotonic() + END_IN_FLIGHT_PAUSE
-        return len(self.connections) >= self.max_connections
+        if _wait_for_ends(live) or monotonic() < self._in_flight_wait_after:
+            return len(self.connections) >= self.max_connections
+        # None shows its peer's end yet, but it may be on its way: a client that hung up and
+        # dialled again at once can have its new connection accepted before its old one's end
+        # has reached our socket (a loaded CI run refused such a client at once).  That end
+        # wakes the connection's reader, which posts its closing event: wait for that,
+        # briefly, then look again.
+        until = monotonic() + END_IN_FLIGHT_WAIT
+        for conn in live:
+            if conn.wait_closed(max(0.0, until - monotonic())):
+                break
+        _wait_for_ends(self.connections)
+        full = len(self.connections) >= self.max_connections
+        if full:  # nobody was leaving
+            self._in_flight_wait_after = monotonic() + END_IN_FLIGHT_PAUSE
+        return full
 
     def _accepted(self, sock, addr):
         refuse = self._closing or self._at_limit()
