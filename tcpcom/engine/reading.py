@@ -188,7 +188,6 @@ class Spares(object):
             except BaseException:
                 reader.ended()
                 raise
-            set_current_reader(None)
             me.name = "tcpcom-spare-%d" % next(self._seq)
             w = Waiter()
             with self._lock:
