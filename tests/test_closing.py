@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 """The moments a connection or a program ends: nothing lost, nothing after the close,
 no stall, the last events printed, one Ctrl-C, leaving the REPL, a quick reconnect."""
+import contextlib
 import signal
 import socket
 import subprocess
@@ -527,14 +528,28 @@ def spy_on_wait_closed(monkeypatch, conn, before):
     monkeypatch.setattr(Connection, "wait_closed", wait_closed)
 
 
+@contextlib.contextmanager
+def one_client_listener(on_connection=lambda conn: None):
+    """A Listener with max_connections=1 and its first client connected: yields (server, the
+    first client's socket, its server-side connection, the addresses refused so far)."""
+    refused = []
+    server = Listener(0, on_connection, host="127.0.0.1", max_connections=1,
+                      on_refused=lambda *a: refused.append(a))
+    a = socket.create_connection(("127.0.0.1", server.port))
+    try:
+        wait_until(lambda: server.connections, what="the first connection")
+        yield server, a, server.connections[0], refused
+    finally:
+        a.close()
+        server.close()
+
+
 def test_a_client_whose_end_is_still_on_its_way_does_not_occupy_the_server(monkeypatch):
     """At the limit, a one-client Listener whose connection shows no end yet waits briefly for
     one before refusing: a client that hung up and dialled again at once can have its new
     connection accepted before its old one's end reached the server (a fresh-clone CI run
     refused such a client).  Here that end arrives while the accept thread waits."""
-    import socket as socketlib
-    from tcpcom.engine import Handler, Listener
-    made, refused = threading.Event(), []
+    made = threading.Event()
 
     class Second(Handler):
         def connection_made(self, conn):
@@ -545,78 +560,49 @@ def test_a_client_whose_end_is_still_on_its_way_does_not_occupy_the_server(monke
     def on_connection(conn):
         handlers.append(conn)
         return Second() if len(handlers) > 1 else Handler()
-    server = Listener(0, on_connection, host="127.0.0.1", max_connections=1,
-                      on_refused=lambda *a: refused.append(a))
-    a = socketlib.create_connection(("127.0.0.1", server.port))
-    try:
-        wait_until(lambda: server.connections, what="the first connection")
-        first = server.connections[0]
+    with one_client_listener(on_connection) as (server, a, first, refused):
         waits = []
 
         def end_arrives_now(timeout):  # the first client's end reaches us during the wait
             waits.append(timeout)
             a.close()
         spy_on_wait_closed(monkeypatch, first, end_arrives_now)
-        b = socketlib.create_connection(("127.0.0.1", server.port))
+        b = socket.create_connection(("127.0.0.1", server.port))
         try:
             assert made.wait(DEADLINE) or refused, "the second client was neither served nor refused"
             assert not refused, "the second client was refused while the first one's end was on its way"
             assert waits, "the accept thread did not wait"
         finally:
             b.close()
-    finally:
-        a.close()
-        server.close()
 
 
 def test_an_occupied_listener_still_refuses_a_second_client_while_the_first_stays():
     """The brief wait for an end on its way is bounded: a real second client is refused."""
-    import socket as socketlib
-    from tcpcom.engine import Listener
-    refused = threading.Event()
-    server = Listener(0, lambda conn: None, host="127.0.0.1", max_connections=1,
-                      on_refused=lambda *a: refused.set())
-    a = socketlib.create_connection(("127.0.0.1", server.port))
-    try:
-        wait_until(lambda: server.connections, what="the first connection")
-        b = socketlib.create_connection(("127.0.0.1", server.port))
+    with one_client_listener() as (server, a, first, refused):
+        b = socket.create_connection(("127.0.0.1", server.port))
         try:
-            assert refused.wait(DEADLINE), "the second client was not refused"
+            wait_until(lambda: refused, what="the second client refused")
             b.settimeout(DEADLINE)
             assert b.recv(1) == b"", "the refused client's connection was not closed"
-            assert len(server.connections) == 1
+            assert server.connections == [first]
         finally:
             b.close()
-    finally:
-        a.close()
-        server.close()
 
 
 def test_a_flood_of_clients_at_the_limit_is_refused_without_a_wait_each(monkeypatch):
     """The wait for an end on its way is not paid by every refused client: after one that found
     nobody leaving, refusals within END_IN_FLIGHT_PAUSE do not wait."""
-    import socket as socketlib
-    from tcpcom.engine import Listener
-    refused = []
-    server = Listener(0, lambda conn: None, host="127.0.0.1", max_connections=1,
-                      on_refused=lambda *a: refused.append(a))
-    a = socketlib.create_connection(("127.0.0.1", server.port))
-    try:
-        wait_until(lambda: server.connections, what="the first connection")
-        first = server.connections[0]
+    with one_client_listener() as (server, a, first, refused):
         waits = []
         spy_on_wait_closed(monkeypatch, first, waits.append)
         for i in range(6):
-            b = socketlib.create_connection(("127.0.0.1", server.port))
+            b = socket.create_connection(("127.0.0.1", server.port))
             try:
                 wait_until(lambda: len(refused) > i, what="refusal %d" % i)
             finally:
                 b.close()
         # one wait, and a second only if the six refusals took longer than the pause
         assert 1 <= len(waits) <= 2, waits
-    finally:
-        a.close()
-        server.close()
 
 
 # -- the same moments on a UDP endpoint ---------------------------------------------------------
