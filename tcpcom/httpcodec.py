@@ -144,14 +144,6 @@ def parse_query(qs):
     return pairs
 
 
-def _decode_header_value(raw):
-    """Header bytes -> text: UTF-8 when valid, else ISO-8859-1 (lossless)."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
-
-
 def _split_target(target):
     """Request-target text -> (raw_path, query_string)."""
     if "#" in target:  # clients must not send fragments; ignore one anyway
@@ -355,6 +347,12 @@ class RequestParser(object):
 
     def _step(self):
         """Advance as far as possible; return a completed Request or None."""
+        if self._state == _REQUEST_LINE and self._scan == self._pos:  # nothing of it searched yet
+            head_end = self._buf.find(b"\r\n\r\n", self._pos)
+            if head_end > self._pos:
+                req = self._whole_head(head_end)
+                if req is not None and req is not False:
+                    return req  # (None: its body follows, read below; False: line by line)
         while True:
             if self._state == _BODY:
                 if len(self._buf) - self._pos < self._body_len:
@@ -374,6 +372,26 @@ class RequestParser(object):
                 req = self._header_line(content, end)
                 if req is not None:
                     return req
+
+    def _whole_head(self, head_end):
+        """A request head that is all here, with CRLF line ends (the common case): its lines
+        split at once, then checked by the same line methods as one line at a time, in the
+        same order -- the outcome is the same, with no search per line.  Returns the request,
+        None (a body follows), or False: not such a head (a bare LF, empty lines first), left
+        to the line-by-line path."""
+        pos = self._pos
+        head = bytes(self._buf[pos:head_end])
+        if head[:2] == b"\r\n" or head.count(b"\n") != head.count(b"\r\n"):
+            return False
+        lines = head.split(b"\r\n")
+        for content in lines:
+            pos += len(content) + 2
+            if self._state == _REQUEST_LINE:
+                self._request_line(content, pos)
+            else:
+                self._header_line(content, pos)
+        self._scan = pos + 2
+        return self._header_line(b"", pos + 2)
 
     def _check_partial(self):
         """Enforce limits and obvious garbage before a line end has arrived.
@@ -452,7 +470,11 @@ class RequestParser(object):
         value = content[colon + 1:].strip(b" \t")
         if _BAD_VALUE_RE.search(value):
             raise HTTPError(400, "invalid character in header value")
-        self._headers.append((name.decode("ascii"), _decode_header_value(value)))
+        try:  # the value as text: UTF-8 when valid, else ISO-8859-1 (lossless)
+            text = value.decode("utf-8")
+        except UnicodeDecodeError:
+            text = value.decode("latin-1")
+        self._headers.append((name.decode("ascii"), text))
         return None
 
     def _end_of_headers(self):
