@@ -260,3 +260,65 @@ def test_a_request_made_while_the_reader_thread_delivers_gets_its_reply_read_at_
     assert got == ["a"]
     assert client._callers.requests == 0, "the caller read its reply itself: the reader thread parked first"
     seen.wait(lambda: seen.messages == ["push", "a"], "both messages delivered")
+
+
+class Batches(Handler):
+    """Records each delivery (the engine's batch hook: one call per delivery)."""
+
+    def __init__(self):
+        Handler.__init__(self)
+        self.batches = []
+
+    def messages_received(self, conn, messages):
+        self.batches.append(list(messages))
+
+
+def unstarted(closing, handler, dispatcher=None):
+    """A connection whose reader thread never starts: the test calls what its readers call."""
+    from tcpcom.engine.connection import Connection, _CallerReads
+    ls = socket.socket()
+    closing(ls)
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+    peer = socket.create_connection(ls.getsockname())
+    closing(peer)
+    sock, _ = ls.accept()
+    conn = Connection(sock, handler, dispatcher=dispatcher)
+    closing(conn)
+    conn._callers = _CallerReads()  # (what the first request() makes)
+    return conn
+
+
+def test_what_callers_read_until_the_reader_thread_delivers_is_one_delivery(closing):
+    """Each caller's read used to queue a delivery of its own for the reader thread (a lock,
+    a queue entry and four calls on the reader thread per reply); what callers read while a
+    delivery is queued now joins it."""
+    h = Batches()
+    conn = unstarted(closing, h)
+    conn._received(b"r1\0", True)
+    conn._received(b"r2\0p2\0", True)
+    conn._received(b"r3\0", True)
+    assert len(conn.executor._queue) == 1
+    conn.executor.run_deferred()  # (the parked reader thread's call)
+    assert h.batches == [["r1", "r2", "p2", "r3"]]
+    conn._received(b"r4\0", True)  # after a delivery: a new one
+    conn.executor.run_deferred()
+    assert h.batches[1:] == [["r4"]]
+
+
+def test_what_callers_read_after_the_reader_thread_read_comes_after_it(closing):
+    """A caller reads r1, the reader thread then reads m2 itself, then a caller reads r3.
+    With a dispatcher that delivers later (an EventPump) the first delivery is still queued
+    when r3 comes: r3 must not join it, or it would be delivered before m2."""
+    from tcpcom.dispatch import EventPump
+    h = Batches()
+    pump = EventPump()
+    conn = unstarted(closing, h, pump)
+    conn._received(b"r1\0", True)
+    conn._received(b"m2\0", False)
+    conn._received(b"r3\0", True)
+    seen = lambda: [m for b in h.batches for m in b]  # noqa: E731
+    deadline = time.time() + DEADLINE
+    while len(seen()) < 3 and time.time() < deadline:
+        pump.pump(0.05)
+    assert seen() == ["r1", "m2", "r3"]

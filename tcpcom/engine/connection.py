@@ -87,13 +87,14 @@ class _CallerReads(object):
     one object, made on the first request(), so that a connection keeps its attributes compact
     (see Connection)."""
 
-    __slots__ = ("park_next", "requests", "unpark", "eof")
+    __slots__ = ("park_next", "requests", "unpark", "eof", "unread")
 
     def __init__(self):
         self.park_next = False  # a request() asks the reader thread to leave the socket to callers
         self.requests = 0       # requests whose callers read their replies themselves
         self.unpark = None      # an Event while the reader thread is parked
         self.eof = None         # (reason,): a request()'s read saw the end; the read loop ends it
+        self.unread = None      # what callers read, queued for the handler (see _received)
 
 
 def as_handler(handler):
@@ -319,17 +320,36 @@ class Connection(ConnectionLife):
             log.error("%r: %s; closing the connection", self, error)
         if messages:
             waiters = self._waiters
-            if waiters:  # request() callers: the first messages are their replies, in turn
+            if waiters or caller:
                 with self._lock:
-                    for m in messages:
+                    for m in messages:  # request() callers: the first messages are their replies
                         if not waiters:
                             break
                         waiters.pop(0).set(m)
-            if caller:  # queued for the reader thread (see CALLER_READS)
-                self.executor.post(self._deliver, (messages,), False, self.is_done, True)
+                    if caller:  # for the reader thread, which delivers when it next wakes
+                        callers = self._callers
+                        if callers.unread is not None:  # a delivery is queued: these join it
+                            callers.unread.extend(messages)
+                            return error
+                        batch = callers.unread = list(messages)
+            if caller:  # one queued delivery for what callers read until it runs (see CALLER_READS)
+                self.executor.post(self._deliver_unread, (batch,), False, self.is_done, True)
             else:
+                callers = self._callers
+                if callers is not None and callers.unread is not None:
+                    # what this thread read comes after that batch: nothing joins it now
+                    # (callers and this thread never read at once: no lock needed against them)
+                    callers.unread = None
                 self.executor.post_here(self._deliver, messages, self.is_done)
         return error
+
+    def _deliver_unread(self, batch):
+        # what request() callers read from when this delivery was queued until now, in one call
+        callers = self._callers
+        with self._lock:
+            if callers.unread is batch:  # nothing joins it from now on
+                callers.unread = None
+        self._deliver(batch)
 
     def _made(self):
         fn = getattr(self._handler, "connection_made", None)  # a method it lacks: nothing to do
