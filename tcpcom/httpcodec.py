@@ -236,7 +236,8 @@ class RequestParser(object):
     ``feed(data)`` returns the requests completed by ``data``; it raises
     :class:`HTTPError` for bad input, after which the parser is dead and
     every further call raises the same status and reason.  Work is linear in
-    the input: each byte is searched for line ends only once.
+    the input: each byte is searched for line ends at most twice (a head that
+    arrived whole is split at once; one that did not, line by line).
 
     Limits: ``max_request_line`` bytes for the request line (414),
     ``max_header_bytes`` for the header section including line ends and
