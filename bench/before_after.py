@@ -1,13 +1,14 @@
 """Before/after: the same figures for two tcpcom checkouts, interleaved in one run.
 
-``python3 bench/before_after.py OLD_TCPCOM_PARENT_DIR [--quick] [--only 6]`` where the
+``python3 bench/before_after.py OLD_TCPCOM_PARENT_DIR [--quick] [--only 2|6] [--rounds N]`` where the
 directory holds the old ``tcpcom`` package (e.g. made with
 ``git archive <commit> tcpcom | tar -x -C /tmp/before``).  Prints medians of
 one-way throughput (TCPServer, Listener), figure 2's round trips (pinned, median of every
 round trip, and its ratio to the raw pair of the same round),
 bulk 64 MiB up/down and 2,000-connection figures for "before" and "after";
 ``--only 6``: figure 6 (HTTP requests/s, new connections and keep-alive, with
-``ThreadingHTTPServer`` run in the same rounds for the ratio).
+``ThreadingHTTPServer`` run in the same rounds for the ratio); ``--only 2``: figure 2's
+pinned round trips alone; ``--rounds N``: N interleaved rounds (default 5, 2 with ``--quick``).
 Every loop bounded; loopback only.
 """
 from __future__ import print_function
@@ -25,14 +26,22 @@ def main():
     old = os.path.abspath(sys.argv[1])
     quick = "--quick" in sys.argv
     rounds = 2 if quick else 5
+    if "--rounds" in sys.argv:
+        rounds = int(sys.argv[sys.argv.index("--rounds") + 1])
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
     sides = [("before", {"TCPCOM_BENCH_PATH": old}), ("after", {"TCPCOM_BENCH_PATH": os.path.dirname(HERE)})]
     res = {}
 
     def add(key, side, value):
         res.setdefault(key, {}).setdefault(side, []).append(value)
 
-    if "--only" in sys.argv and sys.argv[sys.argv.index("--only") + 1] == "6":
+    if only == "6":
         http(sides, rounds, quick, add)
+        return report(res, rounds)
+    if only == "2":
+        for _ in range(rounds):
+            for side, env in sides:
+                roundtrips(side, env, quick, add)
         return report(res, rounds)
     for _ in range(rounds):
         for side, env in sides:
