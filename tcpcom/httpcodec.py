@@ -351,9 +351,12 @@ class RequestParser(object):
         if self._state == _REQUEST_LINE and self._scan == self._pos:  # nothing of it searched yet
             head_end = self._buf.find(b"\r\n\r\n", self._pos)
             if head_end > self._pos:
-                req = self._whole_head(head_end)
-                if req is not None and req is not False:
-                    return req  # (None: its body follows, read below; False: line by line)
+                head = bytes(self._buf[self._pos:head_end])
+                # CRLF line ends only, no empty line first (else: line by line, below)
+                if head[:2] != b"\r\n" and head.count(b"\n") == head.count(b"\r\n"):
+                    req = self._whole_head(head)
+                    if req is not None:
+                        return req  # (None: its body follows, read below)
         while True:
             if self._state == _BODY:
                 if len(self._buf) - self._pos < self._body_len:
@@ -374,18 +377,13 @@ class RequestParser(object):
                 if req is not None:
                     return req
 
-    def _whole_head(self, head_end):
-        """A request head that is all here, with CRLF line ends (the common case): its lines
-        split at once, then checked by the same line methods as one line at a time, in the
-        same order -- the outcome is the same, with no search per line.  Returns the request,
-        None (a body follows), or False: not such a head (a bare LF, empty lines first), left
-        to the line-by-line path."""
+    def _whole_head(self, head):
+        """``head``: a request head that is all here (without its final CRLF CRLF), with CRLF
+        line ends (the common case).  Its lines are split at once, then checked by the same
+        line methods as one line at a time, in the same order -- the outcome is the same, with
+        no search per line.  Returns the request, or None (a body follows)."""
         pos = self._pos
-        head = bytes(self._buf[pos:head_end])
-        if head[:2] == b"\r\n" or head.count(b"\n") != head.count(b"\r\n"):
-            return False
-        lines = head.split(b"\r\n")
-        for content in lines:
+        for content in head.split(b"\r\n"):
             pos += len(content) + 2
             if self._state == _REQUEST_LINE:
                 self._request_line(content, pos)

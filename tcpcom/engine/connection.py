@@ -331,6 +331,7 @@ class Connection(ConnectionLife):
                         if callers.unread is not None:  # a delivery is queued: these join it
                             callers.unread.extend(messages)
                             return error
+                        # (a copy: what joins it must not grow a list a framer may keep)
                         batch = callers.unread = list(messages)
             if caller:  # one queued delivery for what callers read until it runs (see CALLER_READS)
                 self.executor.post(self._deliver_unread, (batch,), False, self.is_done, True)
