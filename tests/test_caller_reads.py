@@ -94,9 +94,13 @@ def test_a_hang_up_between_requests_ends_the_connection(pair):
     assert client.request("q", 0.5) is None
 
 
+SLOW = 0.2  # s: how long RawPeer takes to answer "slow"
+
+
 class RawPeer(object):
-    """A raw server socket that answers "q<i>" with "r<i>", ignores "silent", and at the end of
-    the stream closes its socket only if ``close_at_end``."""
+    """A raw server socket that answers "q<i>" with "r<i>" at once and "slow" with "late" after
+    SLOW s, ignores "silent", and at the end of the stream closes its socket only if
+    ``close_at_end``."""
 
     def __init__(self, close_at_end):
         self.listening = socket.socket()
@@ -126,6 +130,9 @@ class RawPeer(object):
                     msg, buf = buf.split(b"\0", 1)
                     if msg.startswith(b"q"):
                         sock.sendall(b"r" + msg[1:] + b"\0")
+                    elif msg == b"slow":  # a server that takes its time (many CALLER_READS)
+                        self.release.wait(SLOW)
+                        sock.sendall(b"late\0")
             if not self.close_at_end:
                 self.release.wait(3 * DEADLINE)  # keeps its socket open
         except OSError:
@@ -177,6 +184,23 @@ def test_a_close_wakes_the_parked_reader_for_the_linger(monkeypatch, closing):
     client.close()  # no request under way: only the reader thread can read the peer's end
     # left parked it would wait 3 x DEADLINE; woken, it reads the peer's end at once
     wait_until(lambda: client.state == "closed", timeout=DEADLINE, what="the linger ended")
+
+
+def test_a_reply_that_takes_longer_than_the_park_is_delivered_without_more_traffic(closing):
+    """The caller holds the socket while it waits for a slow reply; the parked reader thread
+    stops waiting for callers meanwhile (no new request for CALLER_READS) and waits for the
+    socket.  The reply the caller then reads must be delivered when the reader thread gets
+    the socket back -- it used to wait for the next message from the peer, or the close."""
+    peer = RawPeer(False)
+    closing(peer)
+    seen = Seen()
+    client = connect("127.0.0.1", peer.port, seen)
+    closing(client)
+    warm_up(client)
+    before = client._callers.requests
+    assert client.request("slow", DEADLINE) == "late"
+    assert client._callers.requests > before, "the caller did not read its reply itself"
+    seen.wait(lambda: "late" in seen.messages, "the slow reply delivered with nothing else coming")
 
 
 def test_replies_a_caller_read_are_delivered_before_a_close_that_follows(pair):

@@ -290,6 +290,9 @@ class Connection(ConnectionLife):
                 set_recv_timeout(self.sock, 0)  # the reader's recv() waits for ever again
             except NETWORK_ERRORS:
                 pass
+        # what a caller read while this thread waited for the socket (its reply came later
+        # than CALLER_READS): delivered now, not when the peer next sends
+        self.executor.run_deferred()
 
     def _resume_reader(self):
         """The connection is ending: a parked reader thread takes over again (to linger or end)."""
