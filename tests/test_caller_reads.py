@@ -286,6 +286,44 @@ def test_a_request_made_while_the_reader_thread_delivers_gets_its_reply_read_at_
     seen.wait(lambda: seen.messages == ["push", "a"], "both messages delivered")
 
 
+def test_requests_from_several_threads_each_get_a_reply_and_every_reply_is_delivered_once(closing):
+    """A request() that finds the socket free and no other request waiting registers no waiter:
+    the first message it reads is its reply, and what comes after it in the same read answers
+    the requests that registered meanwhile.  Several threads at once: every request gets an
+    answer (none is lost, none given twice), and the handler sees each once, in the order sent."""
+    sent = []
+
+    class Echo(Handler):
+        def message_received(self, conn, message):
+            sent.append(message)  # (one reader thread per connection: the order of the sends)
+            conn.send_message(message)
+    server = Listener(0, Echo, host="127.0.0.1")
+    closing(server)
+    seen = Seen()
+    client = connect("127.0.0.1", server.port, seen)
+    closing(client)
+    for i in range(20):  # the reader thread leaves the socket to callers
+        assert client.request("w%d" % i, DEADLINE) == "w%d" % i
+    threads, n, per = [], 4, 150
+    got = [[] for _ in range(n)]
+
+    def run(k):
+        for i in range(per):
+            got[k].append(client.request("t%d-%d" % (k, i), DEADLINE))
+    for k in range(n):
+        threads.append(threading.Thread(target=run, args=(k,)))
+        threads[-1].daemon = True
+        threads[-1].start()
+    for t in threads:
+        t.join(3 * DEADLINE)
+        assert not t.is_alive(), "a request() never returned"
+    replies = [r for g in got for r in g]
+    assert None not in replies, "a request got no reply"
+    assert sorted(replies) == sorted("t%d-%d" % (k, i) for k in range(n) for i in range(per))
+    seen.wait(lambda: len(seen.messages) >= len(sent), "every reply delivered")
+    assert seen.messages == sent
+
+
 class Batches(Handler):
     """Records each delivery (the engine's batch hook: one call per delivery)."""
 
@@ -319,13 +357,13 @@ def test_what_callers_read_until_the_reader_thread_delivers_is_one_delivery(clos
     delivery is queued now joins it."""
     h = Batches()
     conn = unstarted(closing, h)
-    conn._received(b"r1\0", True)
-    conn._received(b"r2\0p2\0", True)
-    conn._received(b"r3\0", True)
+    conn._caller_received(b"r1\0", False)
+    conn._caller_received(b"r2\0p2\0", False)
+    conn._caller_received(b"r3\0", False)
     assert len(conn.executor._queue) == 1
     conn.executor.run_deferred()  # (the parked reader thread's call)
     assert h.batches == [["r1", "r2", "p2", "r3"]]
-    conn._received(b"r4\0", True)  # after a delivery: a new one
+    conn._caller_received(b"r4\0", False)  # after a delivery: a new one
     conn.executor.run_deferred()
     assert h.batches[1:] == [["r4"]]
 
@@ -338,9 +376,9 @@ def test_what_callers_read_after_the_reader_thread_read_comes_after_it(closing):
     h = Batches()
     pump = EventPump()
     conn = unstarted(closing, h, pump)
-    conn._received(b"r1\0", True)
-    conn._received(b"m2\0", False)
-    conn._received(b"r3\0", True)
+    conn._caller_received(b"r1\0", False)
+    conn._received(b"m2\0")
+    conn._caller_received(b"r3\0", False)
     seen = lambda: [m for b in h.batches for m in b]  # noqa: E731
     deadline = time.time() + DEADLINE
     while len(seen()) < 3 and time.time() < deadline:

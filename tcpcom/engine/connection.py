@@ -313,39 +313,64 @@ class Connection(ConnectionLife):
             self.executor.post(self._deliver, ([tail],), True, always)
         self._post_closing_event(True)
 
-    def _received(self, data, caller=False):
-        """Frame, decode and post one chunk; returns an exception that ends the connection.
-
-        ``caller``: read by a request() caller, whose thread never runs the handler: the
-        reader thread delivers when it next wakes (see CALLER_READS)."""
+    def _received(self, data):
+        """Frame, decode and post one chunk the reader thread read; returns an exception that
+        ends the connection.  The first messages are the replies of request() callers waiting."""
         messages, error = self._inbound.feed(data)
         if error is not None:
             log.error("%r: %s; closing the connection", self, error)
         if messages:
-            waiters = self._waiters
-            if waiters or caller:
+            if self._waiters:
                 with self._lock:
-                    for m in messages:  # request() callers: the first messages are their replies
-                        if not waiters:
-                            break
-                        waiters.pop(0).set(m)
-                    if caller:  # for the reader thread, which delivers when it next wakes
-                        callers = self._callers
-                        if callers.unread is not None:  # a delivery is queued: these join it
-                            callers.unread.extend(messages)
-                            return error
-                        # (a copy: what joins it must not grow a list a framer may keep)
-                        batch = callers.unread = list(messages)
-            if caller:  # one queued delivery for what callers read until it runs (see CALLER_READS)
-                self.executor.post(self._deliver_unread, (batch,), False, self.is_done, True)
-            else:
-                callers = self._callers
-                if callers is not None and callers.unread is not None:
-                    # what this thread read comes after that batch: nothing joins it now
-                    # (callers and this thread never read at once: no lock needed against them)
-                    callers.unread = None
-                self.executor.post_here(self._deliver, messages, self.is_done)
+                    self._answer(messages)
+            callers = self._callers
+            if callers is not None and callers.unread is not None:
+                # what this thread read comes after that batch: nothing joins it now
+                # (callers and this thread never read at once: no lock needed against them)
+                callers.unread = None
+            self.executor.post_here(self._deliver, messages, self.is_done)
         return error
+
+    def _caller_received(self, data, own):
+        """Frame and decode a chunk a request() caller read; returns (its reply or None, an
+        exception that ends the connection or None).  The caller's thread never runs the
+        handler: the reader thread delivers when it next wakes (see CALLER_READS).
+
+        ``own``: the caller registered no waiter (see request()): the first message is its reply.
+        """
+        messages, error = self._inbound.feed(data)
+        if error is not None:
+            log.error("%r: %s; closing the connection", self, error)
+        reply = None
+        if messages:
+            callers = self._callers
+            lock = self._lock
+            lock.acquire()  # (not "with": this runs per reply, and "with" costs more)
+            try:
+                if own:
+                    reply = messages[0]
+                    if self._waiters and len(messages) > 1:
+                        self._answer(messages[1:])
+                elif self._waiters:
+                    self._answer(messages)
+                if callers.unread is not None:  # a delivery is queued: these join it
+                    callers.unread.extend(messages)
+                    return reply, error
+                # (a copy: what joins it must not grow a list a framer may keep)
+                batch = callers.unread = list(messages)
+            finally:
+                lock.release()
+            # one queued delivery for what callers read until it runs
+            self.executor.post(self._deliver_unread, (batch,), False, self.is_done, True)
+        return reply, error
+
+    def _answer(self, messages):
+        # (under _lock) request() callers waiting: the first messages are their replies
+        waiters = self._waiters
+        for m in messages:
+            if not waiters:
+                return
+            waiters.pop(0).set(m)
 
     def _deliver_unread(self, batch):
         # what request() callers read from when this delivery was queued until now, in one call
@@ -412,12 +437,23 @@ class Connection(ConnectionLife):
         The reply is still delivered to the handler as usual.  Works from any
         thread, including from inside this connection's own callbacks.
         """
+        callers = self._callers
+        reading = self._reading
+        if callers is not None and self._state is OPEN and not self._waiters and reading.acquire(False):
+            # The reader thread left the socket to callers (see CALLER_READS) and no other
+            # request() waits for a reply: this thread sends and reads its reply itself, the
+            # first message that comes -- no waiter to register, fill and wake.
+            try:
+                callers.requests += 1  # (before the send: the parked reader thread waits on)
+                self._out.send_message(message)
+                return self._read_until(None, monotonic() + timeout, True)
+            finally:
+                reading.release()
         w = Waiter()
         with self._lock:
             if self._state not in SENDING:
                 return None
             self._waiters.append(w)
-            callers = self._callers
             if callers is None:
                 callers = self._callers = _CallerReads()
         try:
@@ -433,7 +469,6 @@ class Connection(ConnectionLife):
         else:
             # Read the reply on this thread whenever the reader thread leaves the socket to
             # callers (CALLER_READS); else ask it to, after it hands this reply over.
-            reading = self._reading
             while not w.done:
                 if self._state is OPEN and reading.acquire(False):
                     try:
@@ -461,19 +496,24 @@ class Connection(ConnectionLife):
 
         ``caller``: a request() caller holding ``_reading`` while the reader thread is
         parked (which delivers the messages: never the caller's thread); else a request()
-        from a callback on the reader thread itself.
+        from a callback on the reader thread itself.  ``waiter`` None: a caller that
+        registered none, whose reply is the first message read; this returns it (or None).
         """
         callers = self._callers  # (made by request(), our only caller)
-        while not waiter.done and callers.eof is None and (self._state is OPEN or not caller):
+        sock = self.sock
+        reply = None
+        while reply is None and callers.eof is None and (self._state is OPEN or not caller):
+            if waiter is not None and waiter.done:
+                break
             left = deadline - monotonic()
             if left <= 0:
-                return
+                break
             # a caller's recv() gives up after READ_SLICE by itself (the parked reader set
             # SO_RCVTIMEO); else wait at most that long (a close from another thread ends the wait)
-            if not (caller and left >= READ_SLICE) and not wait_readable(self.sock, min(left, READ_SLICE)):
+            if not (caller and left >= READ_SLICE) and not wait_readable(sock, min(left, READ_SLICE)):
                 continue
             try:
-                data = self.sock.recv(RECV_SIZE)
+                data = sock.recv(RECV_SIZE)
             except NETWORK_ERRORS as e:
                 if caller and timed_out(e):
                     continue
@@ -483,10 +523,12 @@ class Connection(ConnectionLife):
                     callers.eof = (self._end_reason(),)
                 else:
                     self._last_activity = monotonic()
-                    error = self._received(data, caller)
+                    if caller:
+                        reply, error = self._caller_received(data, waiter is None)
+                    else:
+                        error = self._received(data)
                     if error is not None:
                         callers.eof = (error,)
             if callers.eof is not None:
                 self._resume_reader()  # the reader thread ends the connection
-                return
-
+        return reply
