@@ -279,7 +279,8 @@ class TCPServer(Face):
         if msg is None:
             raise TypeError("sendMessage(None): pass the text to send")
         conn = self._last  # (_current()'s first case, without the call)
-        if conn is None or not conn.is_open:
+        # (conn._out: is_open and send_message without their calls -- this runs per message)
+        if conn is None or conn._out.stopped:
             conn = self._current()
             if conn is None:
                 self._log.warning("sendMessage(%s): no client is connected, nothing was sent", excerpt(msg))
@@ -287,7 +288,7 @@ class TCPServer(Face):
         if msg.__class__ is not text_type:  # (text, the common case, needs no call)
             msg = script_text(msg)
         try:
-            conn.send_message(msg)
+            conn._out.send_message(msg)
         except ConnectionClosedError as e:
             self._log.warning("sendMessage(%s) failed: %s", excerpt(msg), e)
 

@@ -81,7 +81,7 @@ class Outbound(object):
         if suffix is None:  # a framing with a header (say, a length prefix)
             self.send_parts((self.framer.encode(payload),))
         elif len(payload) < BIG_SEND:
-            self.send_parts((payload + suffix,))
+            self.send_parts(payload + suffix)
         else:  # no copy of a big payload just to append the delimiter
             self.send_parts((payload, suffix))
 
@@ -101,16 +101,23 @@ class Outbound(object):
         self.send_parts((data,))
 
     def send_parts(self, parts):
-        """Send each part in turn, as one message (no other sender in between)."""
+        """Send each part in turn, as one message (no other sender in between).
+
+        ``parts``: an iterable of bytes, or one ``bytes`` object (a small message: no tuple
+        and no loop around it, see send_message)."""
         if self.stopped:
             self._owner._check_open()
         lock = self._lock
         lock.acquire()  # (not "with": this runs per message, and "with" costs more)
         try:
-            for part in parts:
-                if part:
-                    self.since = monotonic()  # progress: the send timeout restarts
-                    self.sock.sendall(part)
+            if parts.__class__ is bytes:
+                self.since = monotonic()  # the send timeout's clock starts
+                self.sock.sendall(parts)
+            else:
+                for part in parts:
+                    if part:
+                        self.since = monotonic()  # progress: the send timeout restarts
+                        self.sock.sendall(part)
         except NETWORK_ERRORS as e:
             raise self._owner._send_failed(e)
         finally:
