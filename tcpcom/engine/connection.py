@@ -140,7 +140,13 @@ class Connection(ConnectionLife):
     # name any Connection ever sets counts, for the life of the process; past that a connection
     # that sets a new one gets a dict of its own, about 1.6 KB (tests/test_perf_paths.py checks
     # it). __init__ sets 28; request() adds _callers, which holds what only requests need.
+    # _ATTRIBUTE_NAMES names all 29 (see _reserve_names() below).
     _callers = None      # a _CallerReads once a request() came (see CALLER_READS)
+    _ATTRIBUTE_NAMES = ("sock", "daemon", "remote_address", "remote_port", "local_address", "local_port", "id",
+                        "listener", "framer", "encoding", "errors", "_inbound", "_handler", "executor",
+                        "send_timeout", "_state", "delivering", "close_reason", "_lock", "_waiters",
+                        "_read_timeout", "_last_activity", "_deadline", "_linger_until", "_closing_event",
+                        "_reader", "_out", "_reading", "_callers")
 
     def __init__(self, sock, handler=None, framing=b"\0", max_message_size=DEFAULT_MAX_MESSAGE_SIZE,
                  encoding="utf-8", errors=None, read_timeout=None, send_timeout=DEFAULT_SEND_TIMEOUT,
@@ -532,3 +538,21 @@ class Connection(ConnectionLife):
             if callers.eof is not None:
                 self._resume_reader()  # the reader thread ends the connection
         return reply
+
+
+def _reserve_names(cls, names):
+    """Set every one of ``names`` on one object of ``cls`` now, before any other is made.
+
+    CPython 3.11+ keeps the attribute names of a class's objects in one table of at most 30
+    names, filled in the order they are first set, and each object made before the table is
+    full takes one place of it.  The process's first two connections made at once by two
+    threads (a program that starts a Listener and connects to it) took two places: no place
+    was left for ``_callers``, and every connection that then made a request got a dict of its
+    own (1.6 KB more each).  At import no other thread makes one.  Elsewhere: harmless.
+    """
+    obj = cls.__new__(cls)
+    for name in names:
+        object.__setattr__(obj, name, None)
+
+
+_reserve_names(Connection, Connection._ATTRIBUTE_NAMES)
