@@ -355,10 +355,8 @@ class Connection(ConnectionLife):
             try:
                 if own:
                     reply = messages[0]
-                    if self._waiters and len(messages) > 1:
-                        self._answer(messages[1:])
-                elif self._waiters:
-                    self._answer(messages)
+                if self._waiters:
+                    self._answer(messages[1:] if own else messages)
                 if callers.unread is not None:  # a delivery is queued: these join it
                     callers.unread.extend(messages)
                     return reply, error
