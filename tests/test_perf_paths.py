@@ -332,11 +332,7 @@ def test_the_first_two_connections_made_at_once_leave_room_for_every_attribute_n
     # Listener and connects to it), left no place for _callers: every connection that then
     # made a request got a dict of its own, for the life of the process.  A fresh interpreter,
     # the first connection held half made while a second one is made.
-    import os
-    import subprocess
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.check_output([sys.executable, "-c", _FIRST_TWO, root], timeout=DEADLINE)
-    assert out.split() == [b"False"], "a connection got a dict of its own"
+    assert _run_script(_FIRST_TWO) == [b"False"], "a connection got a dict of its own"
 
 
 # -- memory per connection: a reader thread's stack ------------------------------------------------
@@ -386,13 +382,16 @@ print(len(sizes), statistics.median(sizes) if sizes else -1)
 """
 
 
-def _stack_kib(kind):
+def _run_script(script, *args):
+    """Run ``script`` in a fresh interpreter (argv: ``args``, then the project's root); the words it printed."""
     import os
     import subprocess
-    import sys
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.check_output([sys.executable, "-c", _STACKS, kind, root], timeout=DEADLINE)
-    count, median = out.split()
+    return subprocess.check_output([sys.executable, "-c", script] + list(args) + [root], timeout=DEADLINE).split()
+
+
+def _stack_kib(kind):
+    count, median = _run_script(_STACKS, kind)
     return int(count), float(median)
 
 
