@@ -18,15 +18,18 @@ def reference(chunks, encoding, errors, max_size):
     framer = DelimiterFramer(b"\0", max_size)
     out = []
     for chunk in chunks:
+        too_large = False
         try:
             messages = framer.feed(chunk)
-        except MessageTooLarge as e:
-            return out + [m.decode(encoding, errors) for m in e.messages], "too large"
+        except MessageTooLarge as e:  # the complete messages before it still come, in order
+            messages, too_large = e.messages, True
         for m in messages:
             try:
                 out.append(m.decode(encoding, errors))
-            except UnicodeDecodeError:
+            except UnicodeDecodeError:  # (one that does not decode comes first in the stream)
                 return out, "undecodable"
+        if too_large:
+            return out, "too large"
     return out, framer.buffered
 
 
