@@ -328,7 +328,9 @@ def test_close_from_its_own_callbacks(closing):
             Log.reconnecting(self, conn, attempt, delay, reason)
             conn.close()
     log = Quitter()
-    rc = ReconnectingConnection("127.0.0.1", server.port, log, delay=0.01)
+    # (the dial does not wait for the callback: a delay long enough for a loaded machine to
+    # deliver it first -- 0.01 s once let a dial in before the close, with two suites running)
+    rc = ReconnectingConnection("127.0.0.1", server.port, log, delay=0.3)
     closing(rc)
     log.wait_count("made", 1)
     wait_until(lambda: server.connections, what="the server has its connection")
@@ -337,7 +339,7 @@ def test_close_from_its_own_callbacks(closing):
     log.wait_count("reconnecting", 1)
     wait_until(rc.is_done, what="closed by its callback")
     assert rc.wait_closed(DEADLINE)
-    threading.Event().wait(0.2)  # twenty delays: no dial follows
+    threading.Event().wait(0.6)  # two delays: no dial follows
     assert log.states() == ["made", "lost", "reconnecting"] and rc.connects == 1
     assert len(server.connections) == 0
 
