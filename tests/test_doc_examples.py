@@ -50,6 +50,7 @@ import collections
 import glob
 import io
 import os
+import random
 import re
 import shutil
 import signal
@@ -286,13 +287,38 @@ _given = set()
 _given_lock = threading.Lock()
 
 
+def _ephemeral_low():
+    """The lowest port the system hands out by itself (bind to port 0, a client's own port)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+_EPHEMERAL_LOW = _ephemeral_low()
+_random = random.Random()
+
+
 def free_port():
-    """A port free for TCP and UDP on every address, not handed out before in this run."""
+    """A port free for TCP and UDP on every address, not handed out before in this run.
+
+    An example binds its port a while after this returns. Taken from below the system's
+    ephemeral range where it is known (Linux), so that a port 0 listener or an outgoing
+    connection of another test running meanwhile (CI runs two suites at once) cannot take it
+    in between: seen once, an example's server failing with "address already in use".
+    """
     for _ in range(200):
         tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
-            tcp.bind(("", 0))
+            if _EPHEMERAL_LOW is not None and _EPHEMERAL_LOW > 20000:
+                try:
+                    tcp.bind(("", _random.randrange(10000, _EPHEMERAL_LOW)))
+                except socket.error:
+                    continue
+            else:
+                tcp.bind(("", 0))
             port = tcp.getsockname()[1]
             try:
                 udp.bind(("", port))
