@@ -3,7 +3,7 @@ as framing first and decoding message by message: for every split of the stream 
 with bytes that do not decode, for each error handler and for the encodings it takes."""
 import codecs
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tcpcom.engine.inbound import Inbound
@@ -50,6 +50,10 @@ def through_inbound(chunks, encoding, errors, max_size):
        encoding=st.sampled_from(["utf-8", "latin-1", "ascii"]),
        errors=st.sampled_from(["surrogateescape", "replace", "ignore", "strict"]),
        max_size=st.sampled_from([10 ** 6, 30]))
+# a message an earlier chunk began, then one that does not decode (strict): the messages before it
+@example(messages=[b"ab", b"cd", b"\xff"], tail=b"", cuts=[1], encoding="utf-8", errors="strict", max_size=10 ** 6)
+# a message an earlier chunk began grows too large in a chunk that is not itself too large
+@example(messages=[b"x" * 40, b"y"], tail=b"", cuts=[20], encoding="utf-8", errors="strict", max_size=30)
 def test_the_fast_path_gives_what_splitting_first_gives(messages, tail, cuts, encoding, errors, max_size):
     stream = b"".join(m + b"\0" for m in messages) + tail
     points = sorted(set(min(c, len(stream)) for c in cuts))
@@ -66,3 +70,16 @@ def test_the_fast_path_is_taken_for_utf8_and_a_nul_delimiter():
         assert Inbound(DelimiterFramer(b"\0"), encoding, "strict")._text_delimiter is None
     assert Inbound(DelimiterFramer(b"\r\n"), "utf-8", "strict")._text_delimiter is None
     assert codecs.lookup("UTF8").name == "utf-8"
+
+
+def test_a_message_an_earlier_chunk_began_is_decoded_with_the_chunk_at_once():
+    # a chunk boundary seldom falls between two messages: the fast path must not need one
+    inbound = Inbound(DelimiterFramer(b"\0"), "utf-8", "strict")
+    fed = []
+    feed = inbound.framer.feed
+    inbound.framer.feed = lambda data: fed.append(data) or feed(data)
+    assert inbound.feed(b"a\0Gr\xc3") == ([u"a"], None)  # a character cut by the chunk boundary
+    assert inbound.feed(b"\xbc\xc3\x9fe\0b\0ta") == (
+        [u"Grüße", u"b"], None)
+    assert fed == [b"Gr\xc3", b"ta"]  # only the starts of messages that wait: never a whole chunk
+    assert inbound.framer.buffered == 2

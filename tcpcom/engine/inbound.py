@@ -46,20 +46,33 @@ class Inbound(object):
     def feed(self, data):
         """The messages in ``data``, and the exception that must end the connection (or None)."""
         framer = self.framer
-        # (framer._buf: nothing of an earlier chunk waits -- _text_delimiter is only set for a
-        # DelimiterFramer; read directly, as its "buffered" property would cost a call per chunk)
-        if self._text_delimiter is not None and data.__class__ is bytes and len(data) <= framer.max_size \
-                and not framer._buf:
+        if self._text_delimiter is not None and data.__class__ is bytes and len(data) <= framer.max_size:
             end = data.rfind(framer.delimiter)  # the end of the last complete message
             if end >= 0:
-                try:
-                    messages = data[:end].decode(self.encoding, self.errors).split(self._text_delimiter)
-                except UnicodeDecodeError:
-                    pass  # errors="strict": the way below says which messages decode
+                # (framer._buf, read directly: its "buffered" property would cost a call per chunk)
+                buf = framer._buf
+                held = len(buf)
+                if not held:
+                    chunk = data[:end]
+                elif held + data.find(framer.delimiter) <= framer.max_size:
+                    # the end of a message an earlier chunk began (a chunk boundary seldom falls
+                    # between two messages): it joins the chunk's, in place, and all decode at once
+                    buf += data[:end]
+                    chunk = buf
                 else:
-                    if end + 1 < len(data):
-                        framer.feed(data[end + 1:])  # the start of the next message waits
-                    return messages, None
+                    chunk = None  # that message is too large: the framer says so, below
+                if chunk is not None:
+                    try:
+                        messages = chunk.decode(self.encoding, self.errors).split(self._text_delimiter)
+                    except UnicodeDecodeError:
+                        if held:
+                            del buf[held:]  # as it was: the way below says which messages decode
+                    else:
+                        if held:
+                            framer._buf = bytearray()
+                        if end + 1 < len(data):
+                            framer.feed(data[end + 1:])  # the start of the next message waits
+                        return messages, None
         error = None
         try:
             messages = self.framer.feed(data)
