@@ -35,11 +35,11 @@ class Watchdog(object):
         # Condition costs two Python calls more)
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
-        self._heap = []          # (when, seq, target)
-        self._due = {}           # target -> its earliest pending check
+        self._heap = []          # [when, seq, target]; target None: stale (forgotten or superseded)
+        self._due = {}           # target -> its one live entry in the heap
         self._seq = itertools.count()
         self._thread = None
-        self._forgotten = 0      # targets forgotten since the heap was last compacted
+        self._stale = 0          # stale entries in the heap
         self._wake_at = None     # when the waiting watchdog wakes by itself (None: not waiting)
 
     def watch(self, target, when):
@@ -47,11 +47,13 @@ class Watchdog(object):
         with self._lock:
             if target.watch_ended():  # ended meanwhile (forget() may have run already)
                 return
-            due = self._due.get(target)
-            if due is not None and due <= when:
-                return  # an earlier check is pending; it schedules the next one
-            self._due[target] = when
-            heapq.heappush(self._heap, (when, next(self._seq), target))
+            entry = self._due.get(target)
+            if entry is not None:
+                if entry[0] <= when:
+                    return  # an earlier check is pending; it schedules the next one
+                self._drop(entry)
+            entry = self._due[target] = [when, next(self._seq), target]
+            heapq.heappush(self._heap, entry)
             if self._thread is None:
                 self._thread = make_thread(self._run, "tcpcom-watchdog")
                 self._thread.start()
@@ -63,15 +65,23 @@ class Watchdog(object):
                 self._cond.notify()
 
     def forget(self, target):
-        """``target`` has ended: drop it, and its stale entries once they could be half the heap."""
+        """``target`` has ended: its entry lets go of it at once (it may be a connection with
+        its buffers: not kept until its last deadline, 30 s with the default send timeout)."""
         with self._lock:
-            self._due.pop(target, None)
-            self._forgotten += 1
-            if self._forgotten * 2 >= len(self._heap) or len(self._heap) <= 256:
-                due = self._due
-                self._heap = [e for e in self._heap if e[2] in due]
-                heapq.heapify(self._heap)
-                self._forgotten = 0
+            entry = self._due.pop(target, None)
+            if entry is not None:
+                self._drop(entry)
+
+    def _drop(self, entry):
+        # (lock held) the entry stays in the heap, without its target, until it comes first or
+        # the stale entries could be half the heap: then they go, in one pass -- a constant
+        # cost per entry however many targets there are
+        entry[2] = None
+        self._stale += 1
+        if self._stale * 2 >= len(self._heap):
+            self._heap = [e for e in self._heap if e[2] is not None]
+            heapq.heapify(self._heap)
+            self._stale = 0
 
     def _next_due(self):
         """Wait for the first due target and return it (None: idle long enough, the thread ends)."""
@@ -88,13 +98,13 @@ class Watchdog(object):
                         return None
                     continue
                 when, _, target = self._heap[0]
+                if target is None:  # stale
+                    heapq.heappop(self._heap)
+                    self._stale -= 1
+                    continue
                 if when <= now:
                     heapq.heappop(self._heap)
-                    due = self._due.get(target)
-                    if due is None:
-                        continue  # forgotten
-                    if due <= when:
-                        del self._due[target]
+                    del self._due[target]
                     return target
                 wait = min(when - now, IDLE_WAKE)
                 self._wake_at = now + wait
