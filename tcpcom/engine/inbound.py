@@ -48,31 +48,20 @@ class Inbound(object):
         framer = self.framer
         if self._text_delimiter is not None and data.__class__ is bytes and len(data) <= framer.max_size:
             end = data.rfind(framer.delimiter)  # the end of the last complete message
-            if end >= 0:
-                # (framer._buf, read directly: its "buffered" property would cost a call per chunk)
-                buf = framer._buf
-                held = len(buf)
-                if not held:
-                    chunk = data[:end]
-                elif held + data.find(framer.delimiter) <= framer.max_size:
-                    # the end of a message an earlier chunk began (a chunk boundary seldom falls
-                    # between two messages): it joins the chunk's, in place, and all decode at once
-                    buf += data[:end]
-                    chunk = buf
+            # (framer._buf, read directly: its "buffered" property would cost a call per chunk)
+            if end >= 0 and not framer._buf:
+                try:
+                    messages = data[:end].decode(self.encoding, self.errors).split(self._text_delimiter)
+                except UnicodeDecodeError:
+                    pass  # errors="strict": the way below says which messages decode
                 else:
-                    chunk = None  # that message is too large: the framer says so, below
-                if chunk is not None:
-                    try:
-                        messages = chunk.decode(self.encoding, self.errors).split(self._text_delimiter)
-                    except UnicodeDecodeError:
-                        if held:
-                            del buf[held:]  # as it was: the way below says which messages decode
-                    else:
-                        if held:
-                            framer._buf = bytearray()
-                        if end + 1 < len(data):
-                            framer.feed(data[end + 1:])  # the start of the next message waits
-                        return messages, None
+                    if end + 1 < len(data):
+                        framer.feed(data[end + 1:])  # the start of the next message waits
+                    return messages, None
+            elif end >= 0:
+                messages = self._with_held(data, end)
+                if messages is not None:
+                    return messages, None
         error = None
         try:
             messages = self.framer.feed(data)
@@ -89,6 +78,27 @@ class Inbound(object):
             except UnicodeDecodeError as e:  # errors="strict": what came before the bad bytes, then the end
                 return self._before(messages, e), e
         return messages, error
+
+    def _with_held(self, data, end):
+        """The fast path for a chunk that begins with the end of a message an earlier chunk began
+        (in a stream of messages a chunk boundary seldom falls between two): the held bytes join
+        the chunk's complete messages, in place, and all decode at once.  None where that cannot
+        be (the message is too large, or something does not decode): the way of ``feed`` below."""
+        framer = self.framer
+        buf = framer._buf
+        held = len(buf)
+        if held + data.find(framer.delimiter) > framer.max_size:
+            return None  # that message is too large: the framer says so
+        buf += data[:end]
+        try:
+            messages = buf.decode(self.encoding, self.errors).split(self._text_delimiter)
+        except UnicodeDecodeError:
+            del buf[held:]  # as it was: the way below says which messages decode
+            return None
+        framer._buf = bytearray()
+        if end + 1 < len(data):
+            framer.feed(data[end + 1:])  # the start of the next message waits
+        return messages
 
     def _before(self, messages, e):
         # the messages (raw: the text of the chunk) that decode, up to the first that does not
