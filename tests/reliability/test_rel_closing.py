@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from helpers import DEADLINE, raw_client
+from helpers import DEADLINE, raw_client, wait_until
 from rel_helpers import FULL, scaled
 from tcpcom import TCPClient, TCPServer
 from tcpcom.engine import Handler, Listener, connect
@@ -116,11 +116,17 @@ def test_listener_close_while_clients_send_every_reply_arrives(figures):
     answered = {}
     lock = threading.Lock()
 
+    ended = []
+
     class Answer(Handler):
         def message_received(self, conn, message):
             conn.send_message("ok " + message)
             with lock:
                 answered[conn.remote_port] = answered.get(conn.remote_port, 0) + 1
+
+        def connection_lost(self, conn, reason):
+            with lock:
+                ended.append(conn)
 
     lst = Listener(0, Answer, host="127.0.0.1")
     clients = [raw_client(lst.port) for _ in range(20)]
@@ -155,6 +161,9 @@ def test_listener_close_while_clients_send_every_reply_arrives(figures):
     stop.set()
     for t in threads:
         t.join(6 * DEADLINE)
+    # a reply is counted after its send returned: a client can read it (and end) before the
+    # handler counts it; connection_lost comes after the connection's last message_received
+    wait_until(lambda: len(ended) == 20, what="every connection's end delivered")
     sent = sum(answered.values())
     got = sum(replies.values())
     figures.update(clients=20, replies_sent=sent, replies_received=got, equal=sent == got, full=FULL)
