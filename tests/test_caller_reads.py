@@ -384,3 +384,57 @@ def test_what_callers_read_after_the_reader_thread_read_comes_after_it(closing):
     while len(seen()) < 3 and time.time() < deadline:
         pump.pump(0.05)
     assert seen() == ["r1", "m2", "r3"]
+
+
+class Blocking(Handler):
+    """Holds the delivery of the first message until the test says go."""
+
+    def __init__(self):
+        Handler.__init__(self)
+        self.messages, self.lost = [], threading.Event()
+        self.inside, self.go = threading.Event(), threading.Event()
+
+    def message_received(self, conn, message):
+        self.messages.append(message)
+        if len(self.messages) == 1:
+            self.inside.set()
+            assert self.go.wait(DEADLINE)
+
+    def connection_lost(self, conn, reason):
+        self.lost.set()
+
+
+def test_replies_the_reader_thread_is_delivering_when_a_close_comes_are_all_delivered(closing):
+    """close() delivers what callers read before it closes -- but when the reader thread is
+    delivering those replies at that moment, close() cannot, and the close used to stop that
+    delivery after the message under way: replies request() had returned were never events
+    (seen as a TCPClient's missing MESSAGE before DISCONNECTED, on a loaded CI machine)."""
+    h = Blocking()
+    conn = unstarted(closing, h)
+    conn._caller_received(b"r1\0r2\0", False)  # two replies callers read: one queued delivery
+    reader = threading.Thread(target=conn.executor.run_deferred)  # (the parked reader's call)
+    reader.start()
+    assert h.inside.wait(DEADLINE)  # the reader thread is delivering r1
+    closer = threading.Thread(target=conn.close)
+    closer.start()
+    wait_until(lambda: conn.is_done(), what="the close")
+    h.go.set()
+    reader.join(DEADLINE)
+    closer.join(DEADLINE)
+    assert h.lost.wait(DEADLINE)
+    assert h.messages == ["r1", "r2"]
+    assert not conn.delivering  # and nothing after that
+
+
+def test_a_close_from_the_handler_itself_still_ends_the_delivery_of_what_callers_read(closing):
+    class CloseAtFirst(Blocking):
+        def message_received(self, conn, message):
+            self.messages.append(message)
+            conn.close()
+
+    h = CloseAtFirst()
+    conn = unstarted(closing, h)
+    conn._caller_received(b"r1\0r2\0", False)
+    conn.executor.run_deferred()
+    assert h.lost.wait(DEADLINE)
+    assert h.messages == ["r1"]  # the handler closed it: nothing is delivered after its close()

@@ -18,7 +18,7 @@ from .checks import check_options
 from .deadlines import watchdog
 from .errors import NETWORK_ERRORS, ConnectionClosedError, ReadTimeout
 from .inbound import Inbound
-from .lifecycle import CLOSED, CLOSING, LOST, OPEN, SENDING, ConnectionLife, always
+from .lifecycle import CLOSED, CLOSING, DELIVERING, LOST, OPEN, SENDING, ConnectionLife, always
 from .outbound import Outbound
 from .reading import RECV_SIZE, ReaderThread, Waiter, readers, set_current_reader
 from .sockets import plain_address, reset_error, set_recv_timeout, timed_out, wait_readable
@@ -87,7 +87,7 @@ class _CallerReads(object):
     one object, made on the first request(), so that a connection keeps its attributes compact
     (see Connection)."""
 
-    __slots__ = ("park_next", "requests", "unpark", "eof", "unread")
+    __slots__ = ("park_next", "requests", "unpark", "eof", "unread", "owed", "owing")
 
     def __init__(self):
         self.park_next = False  # a request() asks the reader thread to leave the socket to callers
@@ -95,6 +95,8 @@ class _CallerReads(object):
         self.unpark = None      # an Event while the reader thread is parked
         self.eof = None         # (reason,): a request()'s read saw the end; the read loop ends it
         self.unread = None      # what callers read, queued for the handler (see _received)
+        self.owed = False       # closed from outside the handler's callbacks: what callers read still comes
+        self.owing = False      # (under the connection's _lock) what callers read is being delivered
 
 
 def as_handler(handler):
@@ -208,6 +210,20 @@ class Connection(ConnectionLife):
         if deadlines:
             watchdog.watch(self, monotonic() + min(deadlines))
         return self
+
+    def close(self, reason=None):
+        callers = self._callers
+        if callers is not None and not self.executor.in_callback():
+            # replies request() returned before this close reach the handler (close() delivers
+            # them first) -- also when the reader thread is delivering them at this moment
+            callers.owed = True
+        ConnectionLife.close(self, reason)
+
+    close.__doc__ = ConnectionLife.close.__doc__
+
+    def _owing(self):
+        callers = self._callers
+        return callers is not None and callers.owing and callers.owed
 
     def close_write(self):
         """Shut down the sending side after what was sent (the peer reads the end of
@@ -379,10 +395,19 @@ class Connection(ConnectionLife):
     def _deliver_unread(self, batch):
         # what request() callers read from when this delivery was queued until now, in one call
         callers = self._callers
-        with self._lock:
+        lock = self._lock
+        with lock:
             if callers.unread is batch:  # nothing joins it from now on
                 callers.unread = None
-        self._deliver(batch)
+            callers.owing = True
+            if callers.owed:  # closed from outside the callbacks: these were read before it
+                self.delivering = True
+        try:
+            self._deliver(batch)
+        finally:
+            with lock:
+                callers.owing = False
+                self.delivering = self._state in DELIVERING
 
     def _made(self):
         fn = getattr(self._handler, "connection_made", None)  # a method it lacks: nothing to do

@@ -144,7 +144,10 @@ class ConnectionLife(object):
 
         What was handed to a send before goes out, then the end of the
         stream; no message is delivered after this call (a reply that
-        ``request()`` returned is delivered before it).  Returns at once
+        ``request()`` returned is delivered before it -- or, when another
+        thread is delivering it at that moment, by that thread, before the
+        closing event; unless this is called from one of the connection's
+        own callbacks).  Returns at once
         (the linger runs on the reader thread); the closing event is
         delivered before it returns when this connection's callbacks are
         idle, else right after the callback that runs.  Safe to call twice
@@ -180,7 +183,7 @@ class ConnectionLife(object):
             if to not in _NEXT[was]:
                 return False
             self._state = to
-            self.delivering = to in DELIVERING
+            self.delivering = to in DELIVERING or self._owing()
             if to is CLOSING or to is LOST:
                 self._out.stopped = True  # sending is over (a send asks _check_open() why)
                 self.close_reason = reason
@@ -210,6 +213,11 @@ class ConnectionLife(object):
 
     def _resume_reader(self):
         """A reader thread that left the socket to request() callers takes over again."""
+
+    def _owing(self):
+        """(under _lock) True while messages that must still be delivered after a close are
+        being delivered (see Connection.close)."""
+        return False
 
     def _abort(self):
         """End the socket now (the linger is over, or a send failed): wakes the reader."""
