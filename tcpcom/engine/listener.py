@@ -216,10 +216,10 @@ class Listener(object):
             log.debug("accepted connection vanished: %s", e)
             self._refuse(sock)
             return
-        with self._lock:
+        conn._handler = self._first_handler(conn)  # the engine's own: nothing to convert
+        with self._lock:  # (after it: a connection whose setup failed is not counted)
             self._conns[conn.id] = conn
             self._active += 1
-        conn.handler = self._first_handler(conn)
         conn.start()
 
     def _first_handler(self, conn):

@@ -383,3 +383,30 @@ def test_accept_thread_survives_an_unexpected_error(monkeypatch, caplog):
         assert "injected failure" in caplog.text
     finally:
         listener.close()
+
+
+def test_a_connection_whose_setup_failed_is_not_counted(caplog):
+    """Regression (Listener): when setting up an accepted connection failed after the
+    Connection was made (here: its first handler), that connection stayed counted -- with
+    ``max_connections=1`` every later client was refused, and ``on_closed`` never came."""
+    closed = threading.Event()
+    fail = [True]
+
+    class Flaky(Listener):
+        def _first_handler(self, conn):
+            if fail[0]:
+                fail[0] = False
+                raise RuntimeError("injected failure")
+            return Listener._first_handler(self, conn)
+
+    listener = Flaky(0, Sink(echo=True), host="127.0.0.1", max_connections=1, on_closed=closed.set)
+    try:
+        with caplog.at_level(logging.ERROR, logger="tcpcom"):
+            s = raw_client(listener.port)
+            assert s.recv(10) == b""
+            s.close()
+            assert bystander_ok(listener.port)
+        assert "injected failure" in caplog.text
+    finally:
+        listener.close()
+    assert closed.wait(5), "on_closed never came: the failed connection was still counted"
