@@ -153,7 +153,8 @@ class Connection(ConnectionLife):
     def __init__(self, sock, handler=None, framing=b"\0", max_message_size=DEFAULT_MAX_MESSAGE_SIZE,
                  encoding="utf-8", errors=None, read_timeout=None, send_timeout=DEFAULT_SEND_TIMEOUT,
                  executor=None, dispatcher=None, listener=None, initial_data=b"", daemon=True, peer=None):
-        check_options(max_message_size, read_timeout, send_timeout)
+        if listener is None:  # (a listener checked its connections' options when it was made)
+            check_options(max_message_size, read_timeout, send_timeout)
         self.sock = sock
         self.daemon = daemon
         if sock.gettimeout() is not None:
@@ -172,7 +173,8 @@ class Connection(ConnectionLife):
         self.errors = errors or LOSSLESS_ERRORS
         self._inbound = Inbound(self.framer, encoding, self.errors)
         self._inbound.pending = initial_data  # (the read loop feeds it first)
-        self._handler = as_handler(handler)
+        # (a listener sets its own first handler before the start: no default one made for it)
+        self._handler = as_handler(handler) if listener is None else handler
         self.executor = executor or SerialExecutor(dispatcher)
         self.send_timeout = send_timeout if send_timeout and send_timeout > 0 else None
         ConnectionLife.__init__(self, read_timeout)
@@ -238,7 +240,7 @@ class Connection(ConnectionLife):
         reading = self._reading
         reading.acquire()
         try:
-            self.executor.post(self._made, (), True, self.is_done)
+            self.executor.post_here(self._made, None, self.is_done)
             if not self._move(OPEN):  # closed during connection_made: its closing event is ours to post
                 self._post_closing_event(True)
             initial = self._inbound.pending
@@ -409,7 +411,8 @@ class Connection(ConnectionLife):
                 callers.owing = False
                 self.delivering = self._state in DELIVERING
 
-    def _made(self):
+    def _made(self, _):
+        # (the argument: post_here() passes one; this reads the handler when it runs)
         fn = getattr(self._handler, "connection_made", None)  # a method it lacks: nothing to do
         if fn is not None:
             call_logged(fn, (self,), None, log)

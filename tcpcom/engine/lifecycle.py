@@ -225,7 +225,10 @@ class ConnectionLife(object):
         wake_reader(self.sock)  # Jython: shutdown() does not wake the reader's recv()
 
     def _post_closing_event(self, inline):
-        self.executor.post(self._lost, (self.close_reason,), inline, always)
+        if inline:
+            self.executor.post_here(self._lost, self.close_reason, always)
+        else:
+            self.executor.post(self._lost, (self.close_reason,), False, always)
         with self._lock:
             w, self._closing_event = self._closing_event, _CLOSING_EVENT_POSTED
         if w is not None:

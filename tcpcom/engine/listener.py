@@ -333,7 +333,7 @@ class _PendingHandler(object):
             # inline: when the listener's executor is idle this thread runs
             # on_connection itself (still one at a time with the listener's
             # other callbacks) instead of waking a pool thread and waiting
-            self.listener.executor.post(self._choose, (done,), True, conn.is_done)
+            self.listener.executor.post_here(self._choose, done, conn.is_done)
             while not done.wait(0.05):
                 if not conn.is_open:
                     break
