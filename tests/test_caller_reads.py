@@ -438,3 +438,38 @@ def test_a_close_from_the_handler_itself_still_ends_the_delivery_of_what_callers
     conn.executor.run_deferred()
     assert h.lost.wait(DEADLINE)
     assert h.messages == ["r1"]  # the handler closed it: nothing is delivered after its close()
+
+
+def test_a_reconnecting_connection_closed_while_the_reader_thread_delivers_what_callers_read_delivers_it_all(closing):
+    """The same race through a ReconnectingConnection (a TCPClient with autoReconnect): its
+    handler's batch checks the reconnecting connection's ``delivering``, which used to turn
+    False as soon as it was closed, so the batch stopped after its first message."""
+    from tcpcom.engine.redial import ReconnectingConnection, _Link
+
+    class FaceLike(Blocking):  # as tcpcom.tcp's handler: a batch that stops once a close came
+        def messages_received(self, rc, messages):
+            for m in messages:
+                Blocking.message_received(self, rc, m)
+                if not rc.delivering:
+                    return
+
+    h = FaceLike()
+    rc = ReconnectingConnection("127.0.0.1", 1, h, start=False)
+    conn = unstarted(closing, None)
+    relay = _Link(rc)
+    relay.made = True
+    conn.handler = relay
+    rc._conn = conn  # (what a dial that succeeded sets)
+    conn._caller_received(b"r1\0r2\0", False)
+    reader = threading.Thread(target=conn.executor.run_deferred)
+    reader.start()
+    assert h.inside.wait(DEADLINE)
+    closer = threading.Thread(target=rc.close)
+    closer.start()
+    wait_until(lambda: conn.is_done(), what="the close")
+    h.go.set()
+    reader.join(DEADLINE)
+    closer.join(DEADLINE)
+    assert h.lost.wait(DEADLINE)
+    assert h.messages == ["r1", "r2"]
+    assert not rc.delivering

@@ -328,9 +328,13 @@ class ReconnectingConnection(object):
 
     @property
     def delivering(self):
-        """True while messages of the current connection are still delivered (for ``messages_received``)."""
+        """True while messages of the current connection are still delivered (for ``messages_received``).
+
+        The connection's own flag: :meth:`close` closes it, which ends the delivery -- except
+        of replies ``request()`` returned before a close from another thread, which still come.
+        """
         c = self._conn
-        return c is not None and c.delivering and self._state is not _CLOSED
+        return c is not None and c.delivering
 
     @property
     def next_dial_in(self):
