@@ -10,7 +10,7 @@ import logging
 import select
 import threading
 
-from .._compat import JYTHON, LOSSLESS_ERRORS, get_ident, monotonic, set_keepalive, set_nodelay, to_bytes
+from .._compat import JYTHON, LOSSLESS_ERRORS, get_ident, monotonic, set_keepalive, set_nodelay
 from ..diagnostics import excerpt
 from ..dispatch import SerialExecutor, call_logged, call_text, callable_name
 from ..framing import DEFAULT_MAX_MESSAGE_SIZE, MessageTooLarge, make_framer
@@ -453,7 +453,7 @@ class Connection(ConnectionLife):
 
     def send(self, data):
         """Send text (encoded) or bytes exactly as given, no framing added."""
-        self._out.sendall(to_bytes(data, self.encoding or "utf-8"))
+        self._out.send(data)
 
     def send_message(self, message):
         """Send one message: text (encoded) or bytes, followed by the framing's delimiter.

@@ -24,6 +24,9 @@ from .sockets import shutdown_write, writable_now
 log = logging.getLogger("tcpcom.engine")
 
 BIG_SEND = 1 << 20  # payloads this long are sent without a copy to append the delimiter
+#: text this short is framed without a look at its encoded size: it encodes to less than
+#: BIG_SEND bytes in any codec a program sends text in (8 bytes per character at most)
+SMALL_TEXT = BIG_SEND // 8
 
 #: the framings whose encode() only appends bytes (encode(b"")) to the payload
 _SUFFIX_ENCODERS = (DelimiterFramer.encode, LineFramer.encode, RawFramer.encode)
@@ -64,47 +67,24 @@ class Outbound(object):
 
     def send(self, data):
         """Text (encoded) or bytes exactly as given, no framing added."""
-        self.sendall(to_bytes(data, self.encoding))
-
-    def send_message(self, message):
-        """One message: text (encoded) or bytes, followed by the framing's delimiter."""
-        if message.__class__ is text_type:  # the common case, without a call
-            if len(message) >= BIG_SEND and self._utf8 and self._suffix is not None:
-                self.send_parts(self._encode_slices(message))
-                return
-            payload = message.encode(self.encoding, LOSSLESS_ERRORS)
-        elif message is None:
-            raise TypeError("cannot send None: pass text or bytes")
-        else:
-            payload = to_bytes(message, self.encoding)
-        suffix = self._suffix
-        if suffix is None:  # a framing with a header (say, a length prefix)
-            self.send_parts((self.framer.encode(payload),))
-        elif len(payload) < BIG_SEND:
-            self.send_parts(payload + suffix)
-        else:  # no copy of a big payload just to append the delimiter
-            self.send_parts((payload, suffix))
-
-    def _encode_slices(self, text):
-        # UTF-8 is stateless: the slices encode to exactly the bytes of the whole
-        step, n, i = BIG_SEND, len(text), 0
-        while i < n:
-            j = min(i + step, n)
-            if j < n and 0xD800 <= ord(text[j - 1]) <= 0xDBFF:
-                j += 1  # never split a surrogate pair (UTF-16 builds, Jython)
-            yield text[i:j].encode("utf-8", LOSSLESS_ERRORS)
-            i = j
-        yield self._suffix
+        self.send_message(None, (to_bytes(data, self.encoding),))
 
     def sendall(self, data):
         """Send ``data`` whole."""
-        self.send_parts((data,))
+        self.send_message(None, (data,))
 
-    def send_parts(self, parts):
-        """Send each part in turn, as one message (no other sender in between).
+    def send_message(self, message, parts=None):
+        """One message: text (encoded) or bytes, followed by the framing's delimiter.
 
-        ``parts``: an iterable of bytes, or one ``bytes`` object (a small message: no tuple
-        and no loop around it, see send_message)."""
+        ``parts`` (``message`` None): bytes already framed, sent each in turn as one message
+        (no other sender in between).  One method for both, so that a message makes one call
+        (it runs per message): a small one is sent as one ``bytes`` object, with no tuple and
+        no loop around it."""
+        if parts is None:
+            if message.__class__ is text_type and len(message) < SMALL_TEXT and self._suffix is not None:
+                parts = message.encode(self.encoding, LOSSLESS_ERRORS) + self._suffix  # the common case
+            else:
+                parts = self._frame(message)
         if self.stopped:
             self._owner._check_open()
         lock = self._lock
@@ -125,6 +105,34 @@ class Outbound(object):
             lock.release()
         if self._fin_owed:
             self.pay_fin()
+
+    def _frame(self, message):
+        # what send_message() sends for ``message``: bytes, or parts to send in turn
+        if message.__class__ is text_type:
+            if len(message) >= BIG_SEND and self._utf8 and self._suffix is not None:
+                return self._encode_slices(message)
+            payload = message.encode(self.encoding, LOSSLESS_ERRORS)
+        elif message is None:
+            raise TypeError("cannot send None: pass text or bytes")
+        else:
+            payload = to_bytes(message, self.encoding)
+        suffix = self._suffix
+        if suffix is None:  # a framing with a header (say, a length prefix)
+            return (self.framer.encode(payload),)
+        if len(payload) < BIG_SEND:
+            return payload + suffix
+        return (payload, suffix)  # no copy of a big payload just to append the delimiter
+
+    def _encode_slices(self, text):
+        # UTF-8 is stateless: the slices encode to exactly the bytes of the whole
+        step, n, i = BIG_SEND, len(text), 0
+        while i < n:
+            j = min(i + step, n)
+            if j < n and 0xD800 <= ord(text[j - 1]) <= 0xDBFF:
+                j += 1  # never split a surrogate pair (UTF-16 builds, Jython)
+            yield text[i:j].encode("utf-8", LOSSLESS_ERRORS)
+            i = j
+        yield self._suffix
 
     def send_now(self, data):
         """Send short ``data`` if the socket takes it at once and no send is under way
