@@ -339,6 +339,7 @@ class TCPServer(Face):
         then says ``LISTENING`` again.  ``timeout <= 0`` or None: never (the
         default).
         """
+        check_number(timeout, "timeout")
         self._timeout = timeout if timeout and timeout > 0 else None
         if self._listener is not None:
             self._listener.options["read_timeout"] = self._timeout

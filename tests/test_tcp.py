@@ -366,6 +366,16 @@ def test_set_timeout_disconnects_a_silent_client(server):
     assert c2.isConnected()
 
 
+def test_set_timeout_with_no_number_says_so_at_once_and_the_server_goes_on(server):
+    # (it used to be kept, and each client accepted later was closed at once by the error)
+    with pytest.raises(TypeError, match="timeout must be a number"):
+        server.setTimeout("5")
+    c = make_client(server.getPort())
+    assert c.connect()
+    assert c.sendMessage("x") is None
+    assert server.rec.wait_messages(1) == ["x"]
+
+
 def test_callback_that_raises_is_logged_and_the_engine_goes_on(caplog):
     got = []
 
