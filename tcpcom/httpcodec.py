@@ -71,6 +71,10 @@ _TOKEN_RE = re.compile(br"[!#$%&'*+\-.^_`|~0-9a-zA-Z]+\Z")
 # >= 0x80 (raw UTF-8 sent by sloppy clients) are tolerated.
 _BAD_TARGET_RE = re.compile(br"[\x00-\x20\x7f]")
 _BAD_VALUE_RE = re.compile(br"[\x00\r]")
+#: header lines (joined by CRLF) that each pass every check of _header_line: a token, a colon,
+#: a value without NUL or CR (no line starts with a space or tab: that would be folding)
+_HEADER_BLOCK_RE = re.compile(br"[!#$%&'*+\-.^_`|~0-9a-zA-Z]+:[^\x00\r\n]*"
+                              br"(?:\r\n[!#$%&'*+\-.^_`|~0-9a-zA-Z]+:[^\x00\r\n]*)*\Z")
 
 
 class HTTPError(Exception):
@@ -382,15 +386,41 @@ class RequestParser(object):
         line ends (the common case).  Its lines are split at once, then checked by the same
         line methods as one line at a time, in the same order -- the outcome is the same, with
         no search per line.  Returns the request, or None (a body follows)."""
-        pos = self._pos
-        for content in head.split(b"\r\n"):
-            pos += len(content) + 2
-            if self._state == _REQUEST_LINE:
-                self._request_line(content, pos)
-            else:
-                self._header_line(content, pos)
+        first, _, block = head.partition(b"\r\n")  # (the caller saw that it does not begin with one)
+        pos = self._pos + len(first) + 2
+        self._request_line(first, pos)
+        if block:
+            end = pos + len(block) + 2  # past the last header line's CRLF
+            if not self._header_block(block, end):  # something to say about a line: one at a time
+                for content in block.split(b"\r\n"):
+                    pos += len(content) + 2
+                    self._header_line(content, pos)
+            pos = end
         self._scan = pos + 2
         return self._header_line(b"", pos + 2)
+
+    def _header_block(self, block, end):
+        """All of a head's header lines (``block``, CRLF between them, ``end`` just past the
+        last one) at once, when every line passes _header_line's checks and their number is
+        within the limit: one match for them all instead of several checks per line.  False
+        (nothing done) when not: then _header_line, line by line, says which line fails and
+        how.  (Their size needs no look here: the head's end is checked as always, and a head
+        too large fails there with the same error as at the line where it grew too large.)"""
+        if (len(self._headers) + block.count(b"\r\n") >= self.max_headers
+                or _HEADER_BLOCK_RE.match(block) is None):
+            return False
+        append = self._headers.append
+        for line in block.split(b"\r\n"):
+            name, _, value = line.partition(b":")
+            value = value.strip(b" \t")
+            try:  # as _header_line: UTF-8 when valid, else ISO-8859-1 (lossless)
+                text = value.decode("utf-8")
+            except UnicodeDecodeError:
+                text = value.decode("latin-1")
+            append((name.decode("ascii"), text))
+        self._header_bytes += end - self._pos
+        self._pos = end
+        return True
 
     def _check_partial(self):
         """Enforce limits and obvious garbage before a line end has arrived.

@@ -249,6 +249,12 @@ CASES = {
     "nul_in_value": (b"GET / HTTP/1.1\r\nX: a\x00b\r\n\r\n", None, 400),
     "cr_in_value": (b"GET / HTTP/1.1\r\nX: a\rb\r\n\r\n", None, 400),
     "cr_before_crlf": (b"GET / HTTP/1.1\r\nX: a\r\r\n\r\n", None, 400),
+    # (a head that arrived whole is checked all at once: a bad line after a good one too)
+    "nul_in_a_later_value": (b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n", None, 400),
+    "cr_in_a_later_value": (b"GET / HTTP/1.1\r\nHost: x\r\nX: a\rb\r\n\r\n", None, 400),
+    "later_header_no_colon": (b"GET / HTTP/1.1\r\nHost: x\r\nbad\r\n\r\n", None, 400),
+    "later_space_before_colon": (b"GET / HTTP/1.1\r\nHost: x\r\nX : y\r\n\r\n", None, 400),
+    "later_bad_header_name": (b"GET / HTTP/1.1\r\nHost: x\r\nX(y): z\r\n\r\n", None, 400),
     "cl_not_number": (b"POST / HTTP/1.1\r\nContent-Length: abc\r\n\r\n", None, 400),
     "cl_negative": (b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", None, 400),
     "cl_plus": (b"POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\nhello", None, 400),
