@@ -240,8 +240,9 @@ class HTTPListener(object):
             data = build_response(500, _plain(500), "text/plain", head=request.method == "HEAD",
                                   keep_alive=keep, server_name=self.server_name)
             return data, None, keep
-        log.debug("%s %s %s -> %d", conn.remote_address, request.method, excerpt(request.target, quote=False),
-                  resp.status)
+        if log.isEnabledFor(logging.DEBUG):  # (not the excerpt's cost per request when it is not logged)
+            log.debug("%s %s %s -> %d", conn.remote_address, request.method, excerpt(request.target, quote=False),
+                      resp.status)
         return data, resp.on_sent, keep
 
     def _after_sent(self, fn):
