@@ -193,6 +193,45 @@ def test_engine_close_in_connection_made_delivers_only_the_closing_event():
     conn.wait_closed(DEADLINE)
 
 
+def test_a_close_from_another_thread_during_a_callback_delivers_the_closing_event_after_it():
+    """The closing event is one of the connection's events: a close() from another thread
+    while message_received runs queues connection_lost behind it -- never alongside."""
+    events, inside, go, lost = [], threading.Event(), threading.Event(), threading.Event()
+
+    class Slow(Handler):
+        def message_received(self, conn, message):
+            events.append("message begins")
+            inside.set()
+            assert go.wait(DEADLINE)
+            events.append("message ends")
+
+        def connection_lost(self, conn, reason):
+            events.append("lost")
+            lost.set()
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    c = socket.create_connection(srv.getsockname())
+    c.sendall(b"one\0")
+    s, _ = srv.accept()
+    srv.close()
+    conn = connect_existing(s, Slow())
+    try:
+        assert inside.wait(DEADLINE)
+        closer = threading.Thread(target=conn.close)
+        closer.start()
+        closer.join(DEADLINE)  # close() returns once the closing event is posted
+        assert not closer.is_alive() and conn.is_done()
+        assert events == ["message begins"], "connection_lost ran while message_received was running"
+        go.set()
+        assert lost.wait(DEADLINE)
+        assert events == ["message begins", "message ends", "lost"]
+    finally:
+        go.set()
+        c.close()
+        conn.wait_closed(DEADLINE)
+
+
 def _readable(conn):
     from tcpcom.engine import wait_readable
     return wait_readable(conn.sock, 0)
