@@ -383,9 +383,10 @@ class RequestParser(object):
 
     def _whole_head(self, head):
         """``head``: a request head that is all here (without its final CRLF CRLF), with CRLF
-        line ends (the common case).  Its lines are split at once, then checked by the same
-        line methods as one line at a time, in the same order -- the outcome is the same, with
-        no search per line.  Returns the request, or None (a body follows)."""
+        line ends (the common case).  Its lines are split at once, with no search per line;
+        the header lines are checked all at once when they all pass (:meth:`_header_block`),
+        else by the same line methods as one line at a time, in the same order -- the outcome
+        is the same either way.  Returns the request, or None (a body follows)."""
         first, _, block = head.partition(b"\r\n")  # (the caller saw that it does not begin with one)
         pos = self._pos + len(first) + 2
         self._request_line(first, pos)

@@ -25,7 +25,8 @@ log = logging.getLogger("tcpcom.engine")
 
 BIG_SEND = 1 << 20  # payloads this long are sent without a copy to append the delimiter
 #: text this short is framed without a look at its encoded size: it encodes to less than
-#: BIG_SEND bytes in any codec a program sends text in (8 bytes per character at most)
+#: BIG_SEND bytes in every text codec but the escape codecs (8 bytes per character at most;
+#: one that encodes to more is only copied once more to append the delimiter)
 SMALL_TEXT = BIG_SEND // 8
 
 #: the framings whose encode() only appends bytes (encode(b"")) to the payload
