@@ -404,6 +404,21 @@ class Blocking(Handler):
         self.lost.set()
 
 
+def close_while_the_reader_thread_delivers_the_first(conn, h, close):
+    """The parked reader thread delivers what callers read; while ``h`` holds the first message,
+    another thread calls ``close``; then the delivery goes on, and the closing event comes."""
+    reader = threading.Thread(target=conn.executor.run_deferred)  # (the parked reader's call)
+    reader.start()
+    assert h.inside.wait(DEADLINE)  # the reader thread is delivering the first
+    closer = threading.Thread(target=close)
+    closer.start()
+    wait_until(lambda: conn.is_done(), what="the close")
+    h.go.set()
+    reader.join(DEADLINE)
+    closer.join(DEADLINE)
+    assert h.lost.wait(DEADLINE)
+
+
 def test_replies_the_reader_thread_is_delivering_when_a_close_comes_are_all_delivered(closing):
     """close() delivers what callers read before it closes -- but when the reader thread is
     delivering those replies at that moment, close() cannot, and the close used to stop that
@@ -412,16 +427,7 @@ def test_replies_the_reader_thread_is_delivering_when_a_close_comes_are_all_deli
     h = Blocking()
     conn = unstarted(closing, h)
     conn._caller_received(b"r1\0r2\0", False)  # two replies callers read: one queued delivery
-    reader = threading.Thread(target=conn.executor.run_deferred)  # (the parked reader's call)
-    reader.start()
-    assert h.inside.wait(DEADLINE)  # the reader thread is delivering r1
-    closer = threading.Thread(target=conn.close)
-    closer.start()
-    wait_until(lambda: conn.is_done(), what="the close")
-    h.go.set()
-    reader.join(DEADLINE)
-    closer.join(DEADLINE)
-    assert h.lost.wait(DEADLINE)
+    close_while_the_reader_thread_delivers_the_first(conn, h, conn.close)
     assert h.messages == ["r1", "r2"]
     assert not conn.delivering  # and nothing after that
 
@@ -461,15 +467,6 @@ def test_a_reconnecting_connection_closed_while_the_reader_thread_delivers_what_
     conn.handler = relay
     rc._conn = conn  # (what a dial that succeeded sets)
     conn._caller_received(b"r1\0r2\0", False)
-    reader = threading.Thread(target=conn.executor.run_deferred)
-    reader.start()
-    assert h.inside.wait(DEADLINE)
-    closer = threading.Thread(target=rc.close)
-    closer.start()
-    wait_until(lambda: conn.is_done(), what="the close")
-    h.go.set()
-    reader.join(DEADLINE)
-    closer.join(DEADLINE)
-    assert h.lost.wait(DEADLINE)
+    close_while_the_reader_thread_delivers_the_first(conn, h, rc.close)
     assert h.messages == ["r1", "r2"]
     assert not rc.delivering

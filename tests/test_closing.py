@@ -178,13 +178,7 @@ def test_engine_close_in_connection_made_delivers_only_the_closing_event():
         def connection_lost(self, conn, reason):
             events.append("lost")
             lost.set()
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
-    c = socket.create_connection(srv.getsockname())
-    c.sendall(b"one\0two\0")
-    s, _ = srv.accept()
-    srv.close()
+    c, s = accepted_pair(b"one\0two\0")
     conn = connect_existing(s, Shut())
     assert lost.wait(DEADLINE)
     assert events == ["made", "lost"]
@@ -208,13 +202,7 @@ def test_a_close_from_another_thread_during_a_callback_delivers_the_closing_even
         def connection_lost(self, conn, reason):
             events.append("lost")
             lost.set()
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
-    c = socket.create_connection(srv.getsockname())
-    c.sendall(b"one\0")
-    s, _ = srv.accept()
-    srv.close()
+    c, s = accepted_pair(b"one\0")
     conn = connect_existing(s, Slow())
     try:
         assert inside.wait(DEADLINE)
@@ -235,6 +223,18 @@ def test_a_close_from_another_thread_during_a_callback_delivers_the_closing_even
 def _readable(conn):
     from tcpcom.engine import wait_readable
     return wait_readable(conn.sock, 0)
+
+
+def accepted_pair(first):
+    """A client socket that has sent ``first``, and the server's socket of that connection."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    c = socket.create_connection(srv.getsockname())
+    c.sendall(first)
+    s, _ = srv.accept()
+    srv.close()
+    return c, s
 
 
 def connect_existing(sock, handler):

@@ -360,6 +360,16 @@ def test_on_connection_returning_a_non_handler_closes_only_that_connection(caplo
         listener.close()
 
 
+def assert_failed_setup_is_closed_and_logged_and_the_next_client_served(listener, caplog):
+    # the first client meets an injected failure in the accept thread's setup of its connection
+    with caplog.at_level(logging.ERROR, logger="tcpcom"):
+        s = raw_client(listener.port)
+        assert s.recv(10) == b""
+        s.close()
+        assert bystander_ok(listener.port)
+    assert "injected failure" in caplog.text
+
+
 def test_accept_thread_survives_an_unexpected_error(monkeypatch, caplog):
     """Regression (Listener): an unexpected exception while setting up an accepted connection
     (before: it ended the accept thread, so the listener silently stopped accepting) is
@@ -375,12 +385,7 @@ def test_accept_thread_survives_an_unexpected_error(monkeypatch, caplog):
     monkeypatch.setattr(Listener, "_accepted", flaky)
     listener = Listener(0, Sink(echo=True), host="127.0.0.1")
     try:
-        with caplog.at_level(logging.ERROR, logger="tcpcom"):
-            s = raw_client(listener.port)
-            assert s.recv(10) == b""
-            s.close()
-            assert bystander_ok(listener.port)
-        assert "injected failure" in caplog.text
+        assert_failed_setup_is_closed_and_logged_and_the_next_client_served(listener, caplog)
     finally:
         listener.close()
 
@@ -401,12 +406,7 @@ def test_a_connection_whose_setup_failed_is_not_counted(caplog):
 
     listener = Flaky(0, Sink(echo=True), host="127.0.0.1", max_connections=1, on_closed=closed.set)
     try:
-        with caplog.at_level(logging.ERROR, logger="tcpcom"):
-            s = raw_client(listener.port)
-            assert s.recv(10) == b""
-            s.close()
-            assert bystander_ok(listener.port)
-        assert "injected failure" in caplog.text
+        assert_failed_setup_is_closed_and_logged_and_the_next_client_served(listener, caplog)
     finally:
         listener.close()
     assert closed.wait(5), "on_closed never came: the failed connection was still counted"
