@@ -337,7 +337,9 @@ class _HTTPConnection(object):
         if on_sent is not None:
             self.server._after_sent(on_sent)
         if not keep:
-            self._close()
+            # the client said it sends nothing more (Connection: close, and nothing after this
+            # request): no linger, as nginx does; else what it still sends is read and discarded
+            self._close(request.keep_alive or not last or self.parser.has_partial)
             return False
         return True
 
@@ -349,12 +351,12 @@ class _HTTPConnection(object):
         self._send(data)
         self._close()
 
-    def _close(self):
+    def _close(self, linger=True):
         # The engine's close is graceful: the response goes out, then the end of
         # the stream; what the client still sends is read and discarded (bounded)
         # so that no reset destroys the response before the client read it.
         self.closing = True
-        self.conn.close()
+        self.conn.close(None, linger)
 
     def connection_lost(self, conn, reason):
         if isinstance(reason, DeadlineExceeded) and self.pending and not self.closing:

@@ -110,6 +110,69 @@ def test_engine_close_while_the_peer_still_sends_loses_nothing():
     assert sum(counts) == 3000 * len(payload)
 
 
+def test_a_close_without_linger_ends_at_once_and_the_peer_still_reads_everything(monkeypatch):
+    """close(linger=False), for a peer that said it sends nothing more: what was sent arrives
+    whole, then the end of the stream, and the connection is over although the peer keeps its
+    side open (a lingering close would wait for the peer, here up to 60 s)."""
+    from tcpcom.engine import lifecycle
+    monkeypatch.setattr(lifecycle, "LINGER_IDLE", 60.0)
+    monkeypatch.setattr(lifecycle, "LINGER_MAX", 60.0)
+    payload = b"0123456789abcdef" * (1 << 18)  # 4 MiB: more than the socket buffers hold
+
+    class SendAndClose(Handler):
+        def connection_made(self, conn):
+            self.conn = conn
+            conn.send(payload)  # returns once the system took the last byte (the peer reads)
+            conn.close(None, linger=False)
+    h = SendAndClose()
+    lst = Listener(0, lambda conn: h, host="127.0.0.1", framing=None, encoding=None)
+    s = raw_client(lst.port)
+    try:
+        got = bytearray()
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        assert len(got) == len(payload) and bytes(got) == payload
+        # the peer has not closed: only a close without linger is over by now
+        wait_until(lambda: h.conn.state == "closed"
+                   and not [n for n in engine_threads() if n.startswith("tcpcom-conn")])
+    finally:
+        s.close()
+        lst.close()
+
+
+def test_a_close_without_linger_during_a_send_on_another_thread_cuts_nothing():
+    """A send under way on another thread (the peer is not reading yet) when close(linger=False)
+    comes: the close waits for nothing, and still the whole message, then the end, arrives."""
+    payload = b"0123456789abcdef" * (1 << 21)  # 32 MiB: the send waits for the peer
+    conns = []
+    lst = Listener(0, lambda conn: conns.append(conn) or Handler(), host="127.0.0.1", framing=None,
+                   encoding=None)
+    s = raw_client(lst.port)
+    try:
+        wait_until(lambda: conns)
+        conn = conns[0]
+        sender = threading.Thread(target=conn.send, args=(payload,))
+        sender.daemon = True
+        sender.start()
+        wait_until(lambda: conn._out.since is not None)  # the send is under way
+        conn.close(None, linger=False)
+        got = bytearray()
+        while True:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            got += chunk
+        assert len(got) == len(payload) and bytes(got) == payload
+        sender.join(DEADLINE)
+        assert not sender.is_alive()
+    finally:
+        s.close()
+        lst.close()
+
+
 # -- 2. no callback after the close was asked for ----------------------------------------------
 
 def test_server_disconnect_on_quit_gets_nothing_of_the_rest_of_the_batch():

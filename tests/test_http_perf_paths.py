@@ -118,6 +118,50 @@ def test_http_responses_are_complete_with_a_new_connection_per_request():
         server.close()
 
 
+def _server_connection_ends(monkeypatch, request, within=DEADLINE):
+    """Send ``request`` (its client never closes its side); returns (what it read until the
+    server's end of the stream, whether the server's connection was then over ``within`` s)."""
+    monkeypatch.setattr(lifecycle, "LINGER_IDLE", 60.0)  # a lingering close would not end in time
+    monkeypatch.setattr(lifecycle, "LINGER_MAX", 60.0)
+    conns = []
+
+    def app(request, conn):
+        conns.append(conn)
+        return "hi"
+    server = HTTPListener(0, app, host="127.0.0.1")
+    s = raw_client(server.port)
+    try:
+        s.sendall(request)
+        data = read_to_eof(s)
+        try:
+            wait_until(lambda: conns[0].state == "closed", within)
+            return data, True
+        except AssertionError:
+            return data, False
+    finally:
+        s.close()
+        server.close()
+
+
+def test_a_connection_close_request_ends_its_connection_without_waiting_for_the_client(monkeypatch):
+    """The client said it sends nothing more (Connection: close): once the response is sent the
+    connection is over, as nginx does -- no reader thread waits for the client's own close."""
+    data, ended = _server_connection_ends(
+        monkeypatch, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 200 ") and data.endswith(b"hi")
+    assert ended
+
+
+def test_a_close_the_client_did_not_ask_for_still_lingers(monkeypatch):
+    """A request after the Connection: close one (the client may send more): the connection
+    reads and discards until the client closes, so that no reset destroys the response."""
+    data, ended = _server_connection_ends(
+        monkeypatch, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        1.0)  # (it ends at 60 s; a close without linger would end it in milliseconds)
+    assert data.startswith(b"HTTP/1.1 200 ") and data.endswith(b"hi") and data.count(b"HTTP/1.1 ") == 1
+    assert not ended
+
+
 def test_http_connections_do_not_wait_for_the_listeners_executor():
     """The HTTP server's handler of a connection is set on the accept thread: a connection
     never waits for the listener's executor (busy here with a slow callback), nor hops to it."""

@@ -213,13 +213,13 @@ class Connection(ConnectionLife):
             watchdog.watch(self, monotonic() + min(deadlines))
         return self
 
-    def close(self, reason=None):
+    def close(self, reason=None, linger=True):
         callers = self._callers
         if callers is not None and not self.executor.in_callback():
             # replies request() returned before this close reach the handler (close() delivers
             # them first) -- also when the reader thread is delivering them at this moment
             callers.owed = True
-        ConnectionLife.close(self, reason)
+        ConnectionLife.close(self, reason, linger)
 
     close.__doc__ = ConnectionLife.close.__doc__
 

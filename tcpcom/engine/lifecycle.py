@@ -34,7 +34,7 @@ from .checks import check_number
 from .deadlines import watchdog
 from .errors import ConnectionClosedError, DeadlineExceeded, ReadTimeout, SendTimeout
 from .reading import Waiter, current_reader
-from .sockets import close_quietly, peer_has_closed, shutdown_quietly
+from .sockets import close_quietly, peer_has_closed, shutdown_both, shutdown_quietly
 
 log = logging.getLogger("tcpcom.engine")
 
@@ -139,7 +139,7 @@ class ConnectionLife(object):
         """True if the peer has already closed its side and nothing unread is left (reads nothing)."""
         return self._state not in SENDING or peer_has_closed(self.sock)
 
-    def close(self, reason=None):
+    def close(self, reason=None, linger=True):
         """Close the connection gracefully; the handler's ``connection_lost(conn, reason)`` follows.
 
         What was handed to a send before goes out, then the end of the
@@ -152,10 +152,17 @@ class ConnectionLife(object):
         delivered before it returns when this connection's callbacks are
         idle, else right after the callback that runs.  Safe to call twice
         and from any thread or callback.
+
+        ``linger=False``: the peer has said that it sends nothing more (an
+        HTTP client's ``Connection: close``): once what was sent has gone to
+        the system, the socket closes without reading until the peer closes
+        too (with a send still under way on another thread it lingers as
+        usual).  Should the peer send after all, the system may answer with
+        a reset.
         """
         # what request() callers read and returned is delivered first (see connection.CALLER_READS)
         self.executor.run_deferred()
-        if not self._move(CLOSING, reason) and self._state is LOST:
+        if not self._move(CLOSING, reason, True, linger) and self._state is LOST:
             self._move(CLOSED)  # the peer had ended it: what it sent before is not delivered any more
         if current_reader() is not self:
             # closed before connection_made was posted: the reader posts it and then
@@ -172,11 +179,12 @@ class ConnectionLife(object):
                 w = self._closing_event = Waiter()
         return w.wait(timeout)
 
-    def _move(self, to, reason=None, inline=True):
+    def _move(self, to, reason=None, inline=True, linger=True):
         """The one place a connection's state changes; returns False if that move is not allowed now.
 
         ``inline``: the closing event may run on the calling thread (False for
-        the engine's own threads, which never run user code).
+        the engine's own threads, which never run user code).  ``linger``
+        (closing): False ends the socket once the end of the stream is sent.
         """
         with self._lock:
             was = self._state
@@ -194,18 +202,25 @@ class ConnectionLife(object):
         if to is CLOSING or to is LOST:
             self._resume_reader()
         if to is CLOSING:
-            self._out.owe_fin()
-            if reader is None:  # never started: nothing to linger with
+            # no linger (the peer sends nothing more): on the reader's own thread, or without one,
+            # the socket closes at once, which ends the stream after what was sent; from another
+            # thread a shutdown ends the stream and the reader's recv()
+            own = reader is None or current_reader() is self
+            if linger or not self._out.end_now(None if own else shutdown_both):
+                self._out.owe_fin()
+                linger = True
+            if reader is None or (own and not linger):
                 self._move(CLOSED)
-                self._post_closing_event(inline)
-            else:
+            elif linger:
                 now = self._last_activity = monotonic()  # the linger's idle clock starts now
                 self._linger_until = now + LINGER_MAX
                 # asked for the first moment the linger can end, not for now: the watchdog
                 # is not woken by every close (it wakes early only if it would oversleep)
                 watchdog.watch(self, min(self._linger_until, now + LINGER_IDLE))
-                if was is OPEN:  # from opening: the reader posts it after connection_made
-                    self._post_closing_event(inline)
+            else:
+                wake_reader(self.sock)  # Jython: shutdown() does not wake the reader's recv()
+            if reader is None or was is OPEN:  # from opening: the reader posts it after connection_made
+                self._post_closing_event(inline)
         elif to is CLOSED or to is LOST:
             watchdog.forget(self)
             close_quietly(self.sock)
@@ -242,6 +257,8 @@ class ConnectionLife(object):
         """For the watchdog: act on a deadline that passed; returns the next check time (or None)."""
         state = self._state
         if state is CLOSING:  # lingering
+            if self._linger_until is None:  # no linger: the reader ends it at once
+                return None
             due = min(self._linger_until, self._last_activity + LINGER_IDLE)
             if now >= due:
                 self._abort()

@@ -159,6 +159,11 @@ class Outbound(object):
             except Exception as e:
                 log.debug("shutdown for writing failed: %s", e)
 
+    def end_now(self, shutdown):
+        """End the stream at once, if no send is under way (then True): ``shutdown(sock)``, or
+        None when the caller closes the socket right after (which ends the stream)."""
+        return self._end(shutdown, True)
+
     def owe_fin(self):
         """End the stream after the send under way, if any; does not wait for it."""
         self._fin_owed = True
@@ -167,14 +172,21 @@ class Outbound(object):
     def pay_fin(self):
         # whoever holds the send lock last sends the FIN
         while self._fin_owed:
-            if not self._lock.acquire(False):
+            if not self._end(shutdown_write, False):
                 return  # the sender holding it pays when it is done
-            try:
-                if self._fin_owed:
-                    self._fin_owed = False
-                    self.wrote_end = True
-                    shutdown_write(self.sock)
-            except Exception as e:
-                log.debug("shutdown for writing failed: %s", e)
-            finally:
-                self._lock.release()
+
+    def _end(self, shutdown, always):
+        # the end of the stream (``always``, or if owed), if the send lock is free: True if it was
+        if not self._lock.acquire(False):
+            return False
+        try:
+            if always or self._fin_owed:
+                self._fin_owed = False
+                self.wrote_end = True
+                if shutdown is not None:
+                    shutdown(self.sock)
+        except Exception as e:
+            log.debug("shutdown failed: %s", e)
+        finally:
+            self._lock.release()
+        return True

@@ -164,6 +164,14 @@ def shutdown_write(sock):
         sock.shutdown(socket.SHUT_WR)
 
 
+def shutdown_both(sock):
+    """Send the end of the stream after what was sent and end the reading (a waiting recv()
+    returns the end): one system call where shutdown(SHUT_RDWR) sends the FIN."""
+    if JYTHON:
+        shutdown_write(sock)
+    sock.shutdown(socket.SHUT_RDWR)
+
+
 def shutdown_quietly(sock, how=socket.SHUT_RDWR):
     """shutdown() that ignores a socket already closed or never connected."""
     try:
