@@ -110,10 +110,12 @@ def test_engine_close_while_the_peer_still_sends_loses_nothing():
     assert sum(counts) == 3000 * len(payload)
 
 
-def test_a_close_without_linger_ends_at_once_and_the_peer_still_reads_everything(monkeypatch):
-    """close(linger=False), for a peer that said it sends nothing more: what was sent arrives
-    whole, then the end of the stream, and the connection is over although the peer keeps its
-    side open (a lingering close would wait for the peer, here up to 60 s)."""
+@pytest.mark.parametrize("where", ["callback", "another thread"])
+def test_a_close_without_linger_ends_at_once_and_the_peer_still_reads_everything(monkeypatch, where):
+    """close(linger=False), for a peer that said it sends nothing more, from the connection's own
+    callback or from another thread: what was sent arrives whole, then the end of the stream,
+    and the connection is over although the peer keeps its side open (a lingering close would
+    wait for the peer, here up to 60 s)."""
     from tcpcom.engine import lifecycle
     monkeypatch.setattr(lifecycle, "LINGER_IDLE", 60.0)
     monkeypatch.setattr(lifecycle, "LINGER_MAX", 60.0)
@@ -122,8 +124,16 @@ def test_a_close_without_linger_ends_at_once_and_the_peer_still_reads_everything
     class SendAndClose(Handler):
         def connection_made(self, conn):
             self.conn = conn
-            conn.send(payload)  # returns once the system took the last byte (the peer reads)
-            conn.close(None, linger=False)
+            if where == "callback":
+                self.send_and_close()
+            else:
+                t = threading.Thread(target=self.send_and_close)
+                t.daemon = True
+                t.start()
+
+        def send_and_close(self):
+            self.conn.send(payload)  # returns once the system took the last byte (the peer reads)
+            self.conn.close(None, linger=False)
     h = SendAndClose()
     lst = Listener(0, lambda conn: h, host="127.0.0.1", framing=None, encoding=None)
     s = raw_client(lst.port)
