@@ -34,7 +34,7 @@ from .checks import check_number
 from .deadlines import watchdog
 from .errors import ConnectionClosedError, DeadlineExceeded, ReadTimeout, SendTimeout
 from .reading import Waiter, current_reader
-from .sockets import close_quietly, peer_has_closed, shutdown_both, shutdown_quietly
+from .sockets import close_quietly, peer_has_closed, shutdown_quietly
 
 log = logging.getLogger("tcpcom.engine")
 
@@ -202,14 +202,12 @@ class ConnectionLife(object):
         if to is CLOSING or to is LOST:
             self._resume_reader()
         if to is CLOSING:
-            # no linger (the peer sends nothing more): on the reader's own thread, or without one,
-            # the socket closes at once, which ends the stream after what was sent; from another
-            # thread a shutdown ends the stream and the reader's recv()
-            own = reader is None or current_reader() is self
-            if linger or not self._out.end_now(None if own else shutdown_both):
+            # no linger (the peer sends nothing more): one shutdown ends the stream after what
+            # was sent and the reading; the reader reads the end at once, and closes
+            if linger or not self._out.end_now():
                 self._out.owe_fin()
                 linger = True
-            if reader is None or (own and not linger):
+            if reader is None:  # never started: nothing to linger with
                 self._move(CLOSED)
             elif linger:
                 now = self._last_activity = monotonic()  # the linger's idle clock starts now

@@ -19,7 +19,7 @@ import threading
 from .._compat import LOSSLESS_ERRORS, monotonic, text_type, to_bytes
 from ..framing import DelimiterFramer, LineFramer, RawFramer
 from .errors import NETWORK_ERRORS
-from .sockets import shutdown_write, writable_now
+from .sockets import shutdown_both, shutdown_write, writable_now
 
 log = logging.getLogger("tcpcom.engine")
 
@@ -159,10 +159,9 @@ class Outbound(object):
             except Exception as e:
                 log.debug("shutdown for writing failed: %s", e)
 
-    def end_now(self, shutdown):
-        """End the stream at once, if no send is under way (then True): ``shutdown(sock)``, or
-        None when the caller closes the socket right after (which ends the stream)."""
-        return self._end(shutdown, True)
+    def end_now(self):
+        """End the stream and the reading at once, if no send is under way (then True)."""
+        return self._end(shutdown_both, True)
 
     def owe_fin(self):
         """End the stream after the send under way, if any; does not wait for it."""
@@ -183,8 +182,7 @@ class Outbound(object):
             if always or self._fin_owed:
                 self._fin_owed = False
                 self.wrote_end = True
-                if shutdown is not None:
-                    shutdown(self.sock)
+                shutdown(self.sock)
         except Exception as e:
             log.debug("shutdown failed: %s", e)
         finally:
