@@ -281,6 +281,9 @@ class _HTTPConnection(object):
                                     server.max_body, server.max_headers)
         self.pending = False   # a request deadline is armed (a request is due)
         self.closing = False   # the last response was sent: discard what comes
+        # the first request is due from now on: armed before the connection starts (on the
+        # accept thread), so that its start asks the watchdog once, for the earliest check
+        self._arm_request()
 
     def _arm_request(self):
         self.pending = True
@@ -291,9 +294,6 @@ class _HTTPConnection(object):
         self.pending = False
         t = self.server.keep_alive_timeout
         self.conn.set_deadline(t, None, "keep-alive connection idle for %g s" % t if t else None)
-
-    def connection_made(self, conn):
-        self._arm_request()
 
     def message_received(self, conn, data):
         if self.closing:
