@@ -207,8 +207,9 @@ class Connection(ConnectionLife):
         pool = self.listener.spares if self.listener is not None else None
         reader.start("tcpcom-conn-%s" % self.id, self.daemon, pool)
         deadlines = [d for d in (self._read_timeout, self.send_timeout) if d]
-        if self._deadline is not None:
-            deadlines.append(max(0.0, self._deadline[0] - monotonic()))
+        deadline = self._deadline  # (read once: the reader thread, started, may cancel it)
+        if deadline is not None:
+            deadlines.append(max(0.0, deadline[0] - monotonic()))
         if deadlines:
             watchdog.watch(self, monotonic() + min(deadlines))
         return self
