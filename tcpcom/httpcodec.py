@@ -66,15 +66,26 @@ _HEXDIGITS = frozenset(bytearray(b"0123456789abcdefABCDEF"))
 _CR = 13
 _LF = 10
 _VERSION_RE = re.compile(br"HTTP/([0-9])\.([0-9])\Z")
-_TOKEN_RE = re.compile(br"[!#$%&'*+\-.^_`|~0-9a-zA-Z]+\Z")
+_TOKEN = br"[!#$%&'*+\-.^_`|~0-9a-zA-Z]+"  # (the pattern of _TCHARS)
+_TOKEN_RE = re.compile(_TOKEN + br"\Z")
 # Control characters and space are not allowed in a request-target; bytes
 # >= 0x80 (raw UTF-8 sent by sloppy clients) are tolerated.
 _BAD_TARGET_RE = re.compile(br"[\x00-\x20\x7f]")
 _BAD_VALUE_RE = re.compile(br"[\x00\r]")
 #: header lines (joined by CRLF) that each pass every check of _header_line: a token, a colon,
 #: a value without NUL or CR (no line starts with a space or tab: that would be folding)
-_HEADER_BLOCK_RE = re.compile(br"[!#$%&'*+\-.^_`|~0-9a-zA-Z]+:[^\x00\r\n]*"
-                              br"(?:\r\n[!#$%&'*+\-.^_`|~0-9a-zA-Z]+:[^\x00\r\n]*)*\Z")
+_HEADER_LINE = _TOKEN + br":[^\x00\r\n]*"
+_HEADER_BLOCK_RE = re.compile(_HEADER_LINE + br"(?:\r\n" + _HEADER_LINE + br")*\Z")
+
+
+def _header_pair(name, value):
+    """A checked header line's name and (stripped) value as text: the value UTF-8 when valid,
+    else ISO-8859-1 (lossless)."""
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        text = value.decode("latin-1")
+    return name.decode("ascii"), text
 
 
 class HTTPError(Exception):
@@ -413,12 +424,7 @@ class RequestParser(object):
         append = self._headers.append
         for line in block.split(b"\r\n"):
             name, _, value = line.partition(b":")
-            value = value.strip(b" \t")
-            try:  # as _header_line: UTF-8 when valid, else ISO-8859-1 (lossless)
-                text = value.decode("utf-8")
-            except UnicodeDecodeError:
-                text = value.decode("latin-1")
-            append((name.decode("ascii"), text))
+            append(_header_pair(name, value.strip(b" \t")))
         self._header_bytes += end - self._pos
         self._pos = end
         return True
@@ -500,11 +506,7 @@ class RequestParser(object):
         value = content[colon + 1:].strip(b" \t")
         if _BAD_VALUE_RE.search(value):
             raise HTTPError(400, "invalid character in header value")
-        try:  # the value as text: UTF-8 when valid, else ISO-8859-1 (lossless)
-            text = value.decode("utf-8")
-        except UnicodeDecodeError:
-            text = value.decode("latin-1")
-        self._headers.append((name.decode("ascii"), text))
+        self._headers.append(_header_pair(name, value))
         return None
 
     def _end_of_headers(self):
