@@ -102,12 +102,12 @@ def read_responses(sock, methods):
 
 
 def read_to_eof(sock):
-    """All the peer sends until it closes."""
-    data = b""
+    """All the peer sends until it closes (bytes; linear also for many MiB)."""
+    data = bytearray()
     while True:
         chunk = sock.recv(65536)
         if not chunk:
-            return data
+            return bytes(data)
         data += chunk
 
 

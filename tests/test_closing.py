@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from helpers import DEADLINE, ENV, ROOT, Proc, Recorder, engine_threads, raw_client, recv_until, wait_until
+from helpers import (DEADLINE, ENV, ROOT, Proc, Recorder, engine_threads, raw_client, read_to_eof, recv_until,
+                     wait_until)
 from tcpcom import TCPClient, TCPServer
 from tcpcom.engine import Connection, Handler, Listener, connect
 from tcpcom.engine.listener import PEER_GONE_WAIT
@@ -138,13 +139,8 @@ def test_a_close_without_linger_ends_at_once_and_the_peer_still_reads_everything
     lst = Listener(0, lambda conn: h, host="127.0.0.1", framing=None, encoding=None)
     s = raw_client(lst.port)
     try:
-        got = bytearray()
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            got += chunk
-        assert len(got) == len(payload) and bytes(got) == payload
+        got = read_to_eof(s)
+        assert len(got) == len(payload) and got == payload
         # the peer has not closed: only a close without linger is over by now
         wait_until(lambda: h.conn.state == "closed"
                    and not [n for n in engine_threads() if n.startswith("tcpcom-conn")])
@@ -169,13 +165,8 @@ def test_a_close_without_linger_during_a_send_on_another_thread_cuts_nothing():
         sender.start()
         wait_until(lambda: conn._out.since is not None)  # the send is under way
         conn.close(None, linger=False)
-        got = bytearray()
-        while True:
-            chunk = s.recv(1 << 20)
-            if not chunk:
-                break
-            got += chunk
-        assert len(got) == len(payload) and bytes(got) == payload
+        got = read_to_eof(s)
+        assert len(got) == len(payload) and got == payload
         sender.join(DEADLINE)
         assert not sender.is_alive()
     finally:
