@@ -59,9 +59,19 @@ def test_the_floor_check_fails_a_full_run_whose_raw_pair_is_far_from_the_minimal
     Q = {}
     assert not run.check_floor(Q, "pinned", 24e-6, 8e-6, quick=True)
     assert "floor_failed" not in Q  # a smoke run only says so
-    # which side: the raw client (the harness every case uses) or the raw server's own work
+    # each half is checked too, and says which side it is
     H = {}
     assert not run.check_floor(H, "pinned", 24e-6, 8e-6, halves=(23e-6, 9e-6))
     out = capsys.readouterr().out
-    assert "the raw client with the minimal server is 2.88 x" in out and "raw server 1.12 x" in out
+    assert "the raw client with the minimal server (the client every" in out and "is 2.88 x" in out
+    assert "the minimal client with the raw server" not in out  # 1.12 x: that side is fine
     assert H["floor_halves"]["pinned"] == {"raw_client": 23e-6 / 8e-6, "raw_server": 9e-6 / 8e-6}
+    # a baseline server slower than its job explains fails the run, though the pair passes
+    S = {}
+    assert not run.check_floor(S, "pinned", 11e-6, 8e-6, halves=(8.2e-6, 10e-6))
+    assert S["floor_failed"] == ["pinned"]
+    assert "the minimal client with the raw server (the baseline every ratio divides by) is 1.25 x" \
+        in capsys.readouterr().out
+    # halves that each do their share of the job pass, and the pair with them
+    assert run.check_floor(S, "unpinned", 12.4e-6, 9.9e-6, halves=(10.7e-6, 11.3e-6))
+    assert S["floor_failed"] == ["pinned"]
