@@ -4,6 +4,7 @@ Proves the one command works and prints a row for every figure; it never
 looks at a time (speed is reported by the bench, not asserted by tests).
 """
 import os
+import random
 import subprocess
 import sys
 
@@ -75,3 +76,27 @@ def test_the_floor_check_fails_a_full_run_whose_raw_pair_is_far_from_the_minimal
     # halves that each do their share of the job pass, and the pair with them
     assert run.check_floor(S, "unpinned", 12.4e-6, 9.9e-6, halves=(10.7e-6, 11.3e-6))
     assert S["floor_failed"] == ["pinned"]
+
+
+def test_the_baselines_framing_gives_every_message_whatever_the_chunks():
+    # the baselines' Splitter (bench/workers.py) frames as the engine does: a baseline that lost
+    # or joined messages would make every ratio against it meaningless
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    try:
+        import workers
+    finally:
+        sys.path.pop(0)
+    rnd = random.Random(15)
+    for _ in range(300):  # bounded: 300 streams of at most 6 messages
+        messages = [u"".join(rnd.choice(u"ab\u00e9\u20ac") for _ in range(rnd.randint(0, 9)))
+                    for _ in range(rnd.randint(0, 6))]
+        messages.append(u"bad \udcff byte")  # surrogateescape: a byte that does not decode comes back
+        tail = rnd.choice([b"", b"t", b"tail\xc3"])  # an incomplete end (even a cut character) is held
+        wire = b"".join(m.encode("utf-8", "surrogateescape") + b"\0" for m in messages) + tail
+        split, got, i = workers.Splitter(), [], 0
+        while i < len(wire):
+            k = rnd.randint(1, 7)
+            got.extend(split.feed(wire[i:i + k]))
+            i += k
+        assert got == messages
+        assert bytes(split.held) == tail
