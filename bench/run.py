@@ -235,8 +235,8 @@ def fig_connect(P, servers, cpu, R):
 #: divides by) -- may be at most this much above the minimal pair's round trip.  Each half does
 #: its side's share of the job the minimal pair skips (framing, decoding, the handler): on a
 #: quiet VM with a 10 us minimal pair, 1.05-1.08 x (client) and 1.10-1.23 x (server) in four
-#: pinned runs (unpinned: 1.01-1.06 x).  The fault this guards against, a 1 MiB receive buffer, costs about 16 us per call:
-#: 2.5 x and more.
+#: pinned runs (unpinned: 1.01-1.06 x).  The fault this guards against, a 1 MiB receive
+#: buffer, costs about 16 us per call: 2.5 x and more.
 HALF_SLACK = 1.25
 #: the raw pair's round trip (the same runs: 1.25-1.29 x)
 FLOOR_SLACK = 1.44

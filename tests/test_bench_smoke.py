@@ -3,6 +3,7 @@
 Proves the one command works and prints a row for every figure; it never
 looks at a time (speed is reported by the bench, not asserted by tests).
 """
+import importlib
 import os
 import random
 import subprocess
@@ -45,12 +46,17 @@ def test_quick_bench_prints_every_figure():
         assert lines and lines[0].rstrip().endswith(" met"), out
 
 
-def test_the_floor_check_fails_a_full_run_whose_raw_pair_is_far_from_the_minimal_pair(capsys):
+def _bench_module(name):
+    """A module of bench/ (run, workers), imported the way bench/run.py finds them."""
     sys.path.insert(0, os.path.join(ROOT, "bench"))
     try:
-        import run
+        return importlib.import_module(name)
     finally:
         sys.path.pop(0)
+
+
+def test_the_floor_check_fails_a_full_run_whose_raw_pair_is_far_from_the_minimal_pair(capsys):
+    run = _bench_module("run")
     R = {}
     assert run.check_floor(R, "pinned", 8.5e-6, 8.0e-6)
     assert "floor_failed" not in R
@@ -81,11 +87,7 @@ def test_the_floor_check_fails_a_full_run_whose_raw_pair_is_far_from_the_minimal
 def test_the_baselines_framing_gives_every_message_whatever_the_chunks():
     # the baselines' Splitter (bench/workers.py) frames as the engine does: a baseline that lost
     # or joined messages would make every ratio against it meaningless
-    sys.path.insert(0, os.path.join(ROOT, "bench"))
-    try:
-        import workers
-    finally:
-        sys.path.pop(0)
+    workers = _bench_module("workers")
     rnd = random.Random(15)
     for _ in range(300):  # bounded: 300 streams of at most 6 messages
         messages = [u"".join(rnd.choice(u"ab\u00e9\u20ac") for _ in range(rnd.randint(0, 9)))
