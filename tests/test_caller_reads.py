@@ -13,6 +13,7 @@ from helpers import DEADLINE, wait_until
 from tcpcom.engine import Handler, Listener, connect
 from tcpcom.engine import connection as connection_module
 from tcpcom.engine import lifecycle
+from tcpcom.engine.outbound import Outbound
 
 pytestmark = pytest.mark.skipif(connection_module.CALLER_READS is None,
                                 reason="this interpreter keeps every read on the reader thread")
@@ -240,11 +241,13 @@ def test_a_tcpclient_reports_every_reply_as_message_before_disconnected():
     assert events[-1] == (TCPClient.DISCONNECTED, "")
 
 
-def test_a_request_made_while_the_reader_thread_delivers_gets_its_reply_read_at_once(closing):
+def test_a_request_made_while_the_reader_thread_delivers_gets_its_reply_read_at_once(monkeypatch, closing):
     """A request() that finds the reader thread busy (here: delivering a pushed message) asks it
-    to leave the socket to callers and waits for its reply.  The reader thread reads that reply
-    before it parks: parked first, nobody would read it until the caller's next look, 5 ms later
-    (a stall the bench's round trips showed).  Who read it tells which happened."""
+    to leave the socket to callers and waits for its reply.  When the reader thread parks it
+    wakes that request, which reads its reply at once.  The caller used to look again only
+    after CALLER_READS (5 ms, a stall the bench's round trips showed); here that is made longer
+    than the test's deadline, so a request left to its next look fails the test."""
+    monkeypatch.setattr(connection_module, "CALLER_READS", 3 * DEADLINE)
     ls = socket.socket()
     closing(ls)
     ls.bind(("127.0.0.1", 0))
@@ -266,7 +269,7 @@ def test_a_request_made_while_the_reader_thread_delivers_gets_its_reply_read_at_
     peer.sendall(b"push\0")
     assert entered.wait(DEADLINE)
     got = []
-    t = threading.Thread(target=lambda: got.append(client.request("q", DEADLINE)))
+    t = threading.Thread(target=lambda: got.append(client.request("q", 3 * DEADLINE)))
     t.daemon = True
     t.start()
     try:
@@ -281,9 +284,47 @@ def test_a_request_made_while_the_reader_thread_delivers_gets_its_reply_read_at_
     finally:
         go.set()
     t.join(DEADLINE)
-    assert got == ["a"]
-    assert client._callers.requests == 0, "the caller read its reply itself: the reader thread parked first"
+    assert got == ["a"], "the request was not woken when the reader thread left it the socket"
+    client.close()  # (the parked reader thread would deliver "a" only after CALLER_READS)
     seen.wait(lambda: seen.messages == ["push", "a"], "both messages delivered")
+
+
+def test_a_request_whose_reply_came_during_its_send_still_leaves_the_socket_to_callers(pair, monkeypatch):
+    """A send lets the other threads run: on a busy machine the whole round trip (the peer's
+    answer, the reader thread reading it and handing it over) can happen before the thread
+    that sent runs again.  Its request() must have asked for the socket before the send:
+    asked after, it found its reply there and never asked, and requests in a row never
+    read their replies themselves (seen on a loaded CI machine)."""
+    server, client, seen = pair
+    send = Outbound.send_message
+
+    def send_and_let_the_round_trip_happen(out, message, parts=None):
+        send(out, message, parts)
+        if out is client._out:
+            wait_until(lambda: not client._waiters, what="the reply handed over during the send")
+    monkeypatch.setattr(Outbound, "send_message", send_and_let_the_round_trip_happen)
+    warm_up(client, 20)
+
+
+def test_requests_in_lockstep_with_the_reader_thread_still_read_their_replies_themselves(closing):
+    """A handler that lets other threads run (it prints, say) lets the requesting thread make
+    its next request() while the reader thread is still delivering: the request finds the
+    socket held and waits for its reply.  If that happens after every reply the reader thread
+    never finds no request waiting; it must park all the same, and wake the waiting request
+    to read its reply itself (seen with a handler that wrote to a file)."""
+    n = 20
+    server = Listener(0, lambda conn: Answer(), host="127.0.0.1")
+    closing(server)
+
+    class Lockstep(Seen):
+        def message_received(self, conn, message):
+            Seen.message_received(self, conn, message)
+            if message.startswith("r") and int(message[1:]) < n - 1:
+                # hold the reader thread until the next request() waits (or read its own reply)
+                wait_until(lambda: conn._waiters or conn._callers.requests, what="the next request")
+    client = connect("127.0.0.1", server.port, Lockstep())
+    closing(client)
+    warm_up(client, n)
 
 
 def test_requests_from_several_threads_each_get_a_reply_and_every_reply_is_delivered_once(closing):

@@ -254,9 +254,7 @@ class Connection(ConnectionLife):
                 if callers is not None:
                     if callers.eof is not None:  # a request()'s read saw the end (its reason: below)
                         break
-                    if callers.park_next and not self._waiters:
-                        # (with a request() waiting for its reply, which it does not read while
-                        # we hold the socket: read that first, then leave the socket to callers)
+                    if callers.park_next:  # (a request() waiting for its reply is woken to read it)
                         self._park(callers)
                         continue
                 try:
@@ -297,6 +295,13 @@ class Connection(ConnectionLife):
         except NETWORK_ERRORS:
             return  # the socket is gone: the read loop ends
         self._reading.release()
+        if self._waiters:
+            # a request() that came while this thread held the socket waits for its reply,
+            # looking at the socket only every CALLER_READS s: now, not then (else requests
+            # that follow each other in lockstep with this thread would never reach the park)
+            with self._lock:
+                for w in self._waiters:
+                    w.wake()
         try:
             # not holding the socket while parked, not even to look at the count: a caller
             # that found it held would wait for its reply, which nobody read
@@ -489,13 +494,18 @@ class Connection(ConnectionLife):
             self._waiters.append(w)
             if callers is None:
                 callers = self._callers = _CallerReads()
+        on_reader = readers.get(get_ident()) is self  # (current_reader(), without the call)
+        if CALLER_READS is not None and not on_reader:
+            # asked before the send: the reply may be read and handed over before this thread
+            # runs again (its send let the other threads run), and then asking comes too late
+            callers.park_next = True
         try:
             self._out.send_message(message)
         except ConnectionClosedError:
             self._drop_waiter(w)
             raise
         deadline = monotonic() + timeout
-        if readers.get(get_ident()) is self:  # (current_reader(), without the call)
+        if on_reader:
             self._read_until(w, deadline, False)  # a callback on our own reader: nobody else reads
         elif CALLER_READS is None:
             w.wait(timeout)

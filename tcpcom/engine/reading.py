@@ -1,6 +1,7 @@
 """Reading: the threads that run read loops, and the waiters behind ``request()``.
 
-- :class:`Waiter` is a one-shot slot: one thread fills it, any number wait.
+- :class:`Waiter` is a one-shot slot: one thread fills it, any number wait; it can
+  wake its waiter without filling it.
 - :class:`Spares` keeps reader threads of finished connections for the next
   accepted connection instead of letting them end (starting a thread costs
   about 100 us of CPU, the largest cost per connection at a connection per
@@ -70,19 +71,41 @@ class Waiter(object):
         self.value = value
         self.done = True
         if self._event is None:
-            self._lock.release()
+            _release(self._lock)
         else:
             self._event.set()
 
     def wait(self, timeout=None):
-        """Wait until set (``timeout`` None: for ever); any number of threads may wait."""
+        """Wait until set (``timeout`` None: for ever) or woken; any number of threads may
+        wait.  Returns whether it is filled."""
         if self.done:
             return True
         if self._event is not None:
-            self._event.wait(timeout)
-        elif self._lock.acquire(True, -1 if timeout is None else timeout):
-            self._lock.release()  # for the next one who waits
+            if self._event.wait(timeout) and not self.done:
+                self._event.clear()  # woken, not filled: the next wait waits again
+        elif self._lock.acquire(True, -1 if timeout is None else timeout) and self.done:
+            _release(self._lock)  # for the next one who waits (woken, not filled: keep it)
         return self.done
+
+    def wake(self):
+        """Make a wait() return without filling the slot: its thread looks again whether
+        it can read its reply itself (see ``Connection._park``).  For a slot one thread
+        waits on; callers serialise it with set() by a lock of their own."""
+        if self.done:
+            return
+        if self._event is None:
+            _release(self._lock)
+        else:
+            self._event.set()
+
+
+def _release(lock):
+    # A woken waiter and set() may both release the slot's lock once: whichever comes
+    # second finds it released already, which is what it wanted.
+    try:
+        lock.release()
+    except RuntimeError:
+        pass
 
 
 class ReaderThread(object):
