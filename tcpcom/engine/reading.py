@@ -71,7 +71,10 @@ class Waiter(object):
         self.value = value
         self.done = True
         if self._event is None:
-            _release(self._lock)
+            try:
+                self._lock.release()
+            except RuntimeError:  # a wake released it, and its waiter has not taken it again
+                pass
         else:
             self._event.set()
 
@@ -84,7 +87,10 @@ class Waiter(object):
             if self._event.wait(timeout) and not self.done:
                 self._event.clear()  # woken, not filled: the next wait waits again
         elif self._lock.acquire(True, -1 if timeout is None else timeout) and self.done:
-            _release(self._lock)  # for the next one who waits (woken, not filled: keep it)
+            try:
+                self._lock.release()  # for the next one who waits (woken, not filled: keep it)
+            except RuntimeError:  # set() released it too, after a wake (see wake())
+                pass
         return self.done
 
     def wake(self):
@@ -94,18 +100,15 @@ class Waiter(object):
         if self.done:
             return
         if self._event is None:
-            _release(self._lock)
+            # (a woken waiter takes the lock again and keeps it; set() releases it once
+            # more, and so may the waiter when it sees it filled: whichever of them comes
+            # second finds it released, which is what it wanted)
+            try:
+                self._lock.release()
+            except RuntimeError:  # woken already
+                pass
         else:
             self._event.set()
-
-
-def _release(lock):
-    # A woken waiter and set() may both release the slot's lock once: whichever comes
-    # second finds it released already, which is what it wanted.
-    try:
-        lock.release()
-    except RuntimeError:
-        pass
 
 
 class ReaderThread(object):
