@@ -156,7 +156,8 @@ class HTTPServer(Face):
         params = list(request.query)
         if request.method == "POST":
             params.extend(request.form())
-        self._debug("%s %s from %s", request.method, excerpt(request.target, quote=False), ip)
+        if self._debugging():  # (the excerpt's cost per request only when it is shown)
+            self._debug("%s %s from %s", request.method, excerpt(request.target, quote=False), ip)
         self._local.in_request = True
         try:
             result = self.requestHandler(ip, request.path, tuple(params))

@@ -589,6 +589,22 @@ def _date_line():
     return line
 
 
+_HTML = "text/html; charset=utf-8"  # the default type; its line made once:
+_HTML_LINE = b"Content-Type: " + _HTML.encode("ascii")
+_server = (None, b"")  # (the last server name, its Server header line)
+
+
+def _server_line(name):
+    """The ``Server`` header line, made again only for another name object (a server passes
+    the same one for every response it sends)."""
+    global _server
+    last, line = _server
+    if name is not last:
+        line = b"Server: " + _header_bytes(name)
+        _server = (name, line)
+    return line
+
+
 def build_response(status, body=b"", content_type=None, headers=None, head=False,
                    keep_alive=True, server_name=None, date=True):
     """Return the bytes of a complete HTTP/1.1 response.
@@ -609,7 +625,7 @@ def build_response(status, body=b"", content_type=None, headers=None, head=False
     else:
         body = bytes(body)
     if content_type is None and body:
-        content_type = "text/html; charset=utf-8"
+        content_type = _HTML
     elif content_type is not None:
         if isinstance(content_type, bytes):
             content_type = content_type.decode("latin-1")
@@ -622,9 +638,10 @@ def build_response(status, body=b"", content_type=None, headers=None, head=False
     if date:
         generated.append((b"date", _date_line()))
     if server_name:
-        generated.append((b"server", b"Server: " + _header_bytes(server_name)))
+        generated.append((b"server", _server_line(server_name)))
     if content_type is not None and not no_body:
-        generated.append((b"content-type", b"Content-Type: " + _header_bytes(content_type)))
+        generated.append((b"content-type", _HTML_LINE if content_type is _HTML
+                          else b"Content-Type: " + _header_bytes(content_type)))
     if not (status == 204 or 100 <= status < 200 or (status == 304 and not body)):
         generated.append((b"content-length", b"Content-Length: " + str(len(body)).encode("ascii")))
     generated.append((b"connection", b"Connection: keep-alive" if keep_alive else b"Connection: close"))

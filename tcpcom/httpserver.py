@@ -55,13 +55,15 @@ class Response(object):
             raise ValueError("an HTTP status must be an int from 100 to 999, not %r" % (status,))
         if body is None:
             body = b""
-        if isinstance(body, (dict, list)):
+        elif isinstance(body, (text_type, binary_type, bytearray)):  # (the common case first)
+            pass
+        elif isinstance(body, (dict, list)):
             body = json.dumps(body, ensure_ascii=False)
             if content_type is None:
                 content_type = "application/json"
         elif isinstance(body, bool) or isinstance(body, integer_types + (float,)):
             body = text_type(body)
-        elif not isinstance(body, (text_type, binary_type, bytearray)):
+        else:
             raise TypeError("a response body must be text, bytes, a dict or a list, not %s %s"
                             % (type(body).__name__, excerpt(body)))
         self.status = status

@@ -33,7 +33,13 @@ class Face(object):
 
     isVerbose = False
 
+    def _debugging(self):
+        """True when a _debug() line is shown (logged or printed): work only for it waits for this."""
+        return self.isVerbose or self._log.isEnabledFor(logging.DEBUG)
+
     def _debug(self, msg, *args):
+        if not self._debugging():
+            return
         text = msg % args if args else msg
         self._log.debug(text)
         if self.isVerbose:  # the classic tcpcom style (printed; what the console cannot show, escaped)

@@ -5,6 +5,7 @@ The engine's HTTP server under it, HTTPListener, is tested in test_httpserver.py
 """
 import http.client
 import json
+import logging
 import threading
 import urllib.error
 import urllib.parse
@@ -249,6 +250,19 @@ def test_verbose_prints_requests(tcpcom_server, capsys):
     get("http://127.0.0.1:%d/v?x=1" % srv.getPort())
     out = capsys.readouterr().out
     assert "HTTPServer-> " in out and "GET /v?x=1 from 127.0.0.1" in out
+
+
+def test_with_debug_logging_each_request_is_logged_and_without_it_nothing(tcpcom_server, caplog, capsys):
+    # (the line is made only when it is shown: logged, or printed with isVerbose)
+    srv = tcpcom_server(lambda ip, filename, params: "x")
+    with caplog.at_level(logging.DEBUG, logger="tcpcom.http"):
+        get("http://127.0.0.1:%d/logged" % srv.getPort())
+    assert any("GET /logged from 127.0.0.1" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="tcpcom.http"):
+        get("http://127.0.0.1:%d/quiet" % srv.getPort())
+    assert not [r for r in caplog.records if "/quiet" in r.getMessage()]
+    assert "/quiet" not in capsys.readouterr().out
 
 
 # -- HTTPClient ------------------------------------------------------------------------

@@ -752,6 +752,18 @@ def test_build_response_rejects_line_breaks_in_the_server_name_and_content_type_
         build_response(200, "x", content_type="text/html\nSet-Cookie: evil")
 
 
+def test_each_response_names_the_server_it_was_given_also_when_names_alternate():
+    # (the Server line is made once per name, not per response: the cache must follow the name)
+    def server(raw):
+        return [line for line in raw.split(b"\r\n") if line.startswith(b"Server:")]
+    for name in ("one", "two", "one", u"\u00e4", "two"):
+        assert server(build_response(200, "x", server_name=name)) == [b"Server: " + name.encode("utf-8")]
+    good = "fine"
+    build_response(200, "x", server_name=good)
+    with pytest.raises(ValueError):  # a bad name after a good one is still checked
+        build_response(200, "x", server_name="fine\r\nSet-Cookie: evil")
+
+
 def test_build_response_is_readable_by_http_client():
     import http.client
 
