@@ -589,6 +589,18 @@ def _date_line():
     return line
 
 
+_status_lines = {}  # status -> its status line, for 100-999 (at most 900 of them)
+
+
+def _status_line(status):
+    line = _status_lines.get(status)
+    if line is None:
+        line = ("HTTP/1.1 %d %s" % (status, REASONS.get(status, "Unknown"))).encode("ascii")
+        if 100 <= status <= 999:
+            _status_lines[status] = line
+    return line
+
+
 _HTML = "text/html; charset=utf-8"  # the default type; its line made once:
 _HTML_LINE = b"Content-Type: " + _HTML.encode("ascii")
 _server = (None, b"")  # (the last server name, its Server header line)
@@ -632,30 +644,25 @@ def build_response(status, body=b"", content_type=None, headers=None, head=False
         if _charset_needed(content_type):
             content_type = content_type + "; charset=utf-8"
     no_body = status in (204, 304) or 100 <= status < 200
-    # The generated header lines, each with its lowercased name: names and
-    # values we make ourselves need no check, those the caller gave do.
-    generated = []
+    # The status line, then the generated header lines: names and values we make ourselves
+    # need no check, those the caller gave do (and replace generated ones of the same name).
+    lines = [_status_line(status)]
     if date:
-        generated.append((b"date", _date_line()))
+        lines.append(_date_line())
     if server_name:
-        generated.append((b"server", _server_line(server_name)))
+        lines.append(_server_line(server_name))
     if content_type is not None and not no_body:
-        generated.append((b"content-type", _HTML_LINE if content_type is _HTML
-                          else b"Content-Type: " + _header_bytes(content_type)))
+        lines.append(_HTML_LINE if content_type is _HTML else b"Content-Type: " + _header_bytes(content_type))
     if not (status == 204 or 100 <= status < 200 or (status == 304 and not body)):
-        generated.append((b"content-length", b"Content-Length: " + str(len(body)).encode("ascii")))
-    generated.append((b"connection", b"Connection: keep-alive" if keep_alive else b"Connection: close"))
-
-    # (lists, not generators, below: a generator costs a call per line it yields)
-    lines = [("HTTP/1.1 %d %s" % (status, REASONS.get(status, "Unknown"))).encode("ascii")]
+        lines.append(b"Content-Length: " + str(len(body)).encode("ascii"))
+    lines.append(b"Connection: keep-alive" if keep_alive else b"Connection: close")
     if headers:
         items = headers.items() if hasattr(headers, "items") else headers
         extra = [(_header_bytes(n), _header_bytes(v)) for n, v in items]
         overridden = set([n.lower() for n, _ in extra])
-        lines.extend([line for lname, line in generated if lname not in overridden])
+        # (a list, not a generator: a generator costs a call per line it yields)
+        lines[1:] = [line for line in lines[1:] if line.split(b":", 1)[0].lower() not in overridden]
         lines.extend([bname + b": " + bvalue for bname, bvalue in extra])
-    else:
-        lines.extend([line for _, line in generated])
     out = b"\r\n".join(lines) + b"\r\n\r\n"
     if head or no_body:
         return out
