@@ -221,11 +221,9 @@ def test_big_text_message_arrives_as_text_and_big_bytes_message_as_bytes():
             listener.close()
 
 
-def test_big_text_is_sent_in_slices_that_join_to_its_exact_utf8_bytes():
-    # non-ASCII around every slice boundary, a surrogate-escaped byte, and
-    # a length that is not a multiple of the slice size
-    text = (u"a\u00e9\u20ac\U0001f600" * (BIG_SEND // 2 + 7)) + u"\udcff" + u"end"
-    listener = Listener(0, lambda conn: None, host="127.0.0.1")
+def sent_by_a_listener(text, **options):
+    """The bytes a raw client receives when the server side of its connection sends ``text``."""
+    listener = Listener(0, lambda conn: None, host="127.0.0.1", **options)
     s = None
     try:
         server_side = []
@@ -237,11 +235,24 @@ def test_big_text_is_sent_in_slices_that_join_to_its_exact_utf8_bytes():
         reader.start()  # read while sending: the text is bigger than the socket buffers
         server_side[0].send_message(text)
         reader.join(DEADLINE)
-        assert got == [text.encode("utf-8", "surrogateescape") + b"\0"]
+        return got[0] if got else None
     finally:
         if s is not None:
             s.close()
         listener.close()
+
+
+def test_big_text_in_an_encoding_that_is_not_plain_utf8_is_encoded_whole():
+    # slices are for UTF-8 alone: in "utf-8-sig" each slice would begin with a BOM of its own
+    text = u"\u00e9" * (BIG_SEND + 5)
+    assert sent_by_a_listener(text, encoding="utf-8-sig") == text.encode("utf-8-sig") + b"\0"
+
+
+def test_big_text_is_sent_in_slices_that_join_to_its_exact_utf8_bytes():
+    # non-ASCII around every slice boundary, a surrogate-escaped byte, and
+    # a length that is not a multiple of the slice size
+    text = (u"a\u00e9\u20ac\U0001f600" * (BIG_SEND // 2 + 7)) + u"\udcff" + u"end"
+    assert sent_by_a_listener(text) == text.encode("utf-8", "surrogateescape") + b"\0"
 
 
 def test_big_text_to_a_closed_connection_raises_a_clear_error():

@@ -42,13 +42,18 @@ def framing_suffix(framer):
     return None
 
 
+def _is_utf8(encoding):
+    # (asked per big message, not per connection: most connections never send one)
+    return encoding.lower().replace("-", "").replace("_", "") == "utf8"
+
+
 class Outbound(object):
     """What a connection sends.  ``owner``: the connection; its ``_check_open()`` raises
     when sending is over, its ``_send_failed(error)`` ends it after a failed send and
     returns the exception for the sender.  (The owner, not two bound methods: those cost
     every connection 128 bytes more, for calls that come only at its end.)"""
 
-    __slots__ = ("sock", "framer", "encoding", "since", "stopped", "wrote_end", "_utf8", "_suffix", "_lock",
+    __slots__ = ("sock", "framer", "encoding", "since", "stopped", "wrote_end", "_suffix", "_lock",
                  "_fin_owed", "_owner")
 
     def __init__(self, sock, framer, encoding, owner):
@@ -60,7 +65,6 @@ class Outbound(object):
         #: for the exception to raise -- a flag, so that a send in the open state makes no call
         self.stopped = False
         self.wrote_end = False  # the end of the stream (FIN) was sent
-        self._utf8 = self.encoding.lower().replace("-", "").replace("_", "") == "utf8"
         self._suffix = framing_suffix(framer)  # None: a framing with a header (say, a length prefix)
         self._lock = threading.Lock()
         self._fin_owed = False
@@ -110,7 +114,7 @@ class Outbound(object):
     def _frame(self, message):
         # what send_message() sends for ``message``: bytes, or parts to send in turn
         if message.__class__ is text_type:
-            if len(message) >= BIG_SEND and self._utf8 and self._suffix is not None:
+            if len(message) >= BIG_SEND and self._suffix is not None and _is_utf8(self.encoding):
                 return self._encode_slices(message)
             payload = message.encode(self.encoding, LOSSLESS_ERRORS)
         elif message is None:
