@@ -1,7 +1,10 @@
 """The HTTP server's fast paths with a new connection per request (issue 15): the same
 guarantees (a bounded linger, no response lost at the close, ordered events), fewer hops."""
+import collections
 import socket
 import threading
+
+import pytest
 
 from helpers import DEADLINE, engine_threads, raw_client, read_to_eof, wait_until
 from tcpcom.engine import Handler, Listener, lifecycle
@@ -219,3 +222,85 @@ def test_the_date_header_is_made_once_per_second_and_stays_current(monkeypatch):
     assert date() == first and len(made) == 1  # the same second: no new formatdate()
     now[0] += 1.0
     assert date() == b"Date: Sun, 09 Sep 2001 01:46:41 GMT"
+
+
+# -- system calls a short connection does not need (each lets the other threads run) ----------
+
+_Socket = socket.socket  # (the fixture below replaces socket.socket)
+
+
+class _CountingSocket(_Socket):
+    """A socket that counts the calls the engine makes on it which may let other threads run."""
+
+    def _count(self, name):
+        calls = self.__dict__.setdefault("calls", collections.Counter())
+        calls[name] += 1
+
+    def getsockname(self):
+        self._count("getsockname")
+        return _Socket.getsockname(self)
+
+    def shutdown(self, how):
+        self._count("shutdown")
+        return _Socket.shutdown(self, how)
+
+    def recv(self, *args):
+        self._count("recv")
+        return _Socket.recv(self, *args)
+
+
+@pytest.fixture
+def accepted(monkeypatch):
+    """accept(handler, **options): a Listener whose accepted sockets count their calls, and a
+    raw client connected to it -- (listener, client socket, the listener's connections)."""
+    monkeypatch.setattr(socket, "socket", _CountingSocket)  # (accept makes socket.socket objects)
+    opened = []
+
+    def accept(handler=None, **options):
+        made = []
+        lst = Listener(0, lambda conn: made.append(conn) or handler, framing=None, encoding=None, **options)
+        opened.append(lst)
+        s = raw_client(lst.port)
+        opened.append(s)
+        return lst, s, made
+    yield accept
+    for x in opened:
+        x.close()
+
+
+def _calls(conn):
+    return conn.sock.__dict__.get("calls", {})
+
+
+def test_a_listener_on_one_address_gives_its_connections_their_address_without_asking(accepted):
+    lst, s, made = accepted(host="127.0.0.1")
+    wait_until(lambda: made)
+    conn = made[0]
+    assert (conn.local_address, conn.local_port) == ("127.0.0.1", lst.port)
+    assert conn.local_address == s.getpeername()[0] and conn.remote_port == s.getsockname()[1]
+    assert _calls(conn).get("getsockname", 0) == 0
+
+
+def test_a_listener_on_all_addresses_asks_for_a_connections_address_only_when_it_is_read(accepted):
+    """(binds 0.0.0.0: on all addresses is the case; the client connects over loopback)"""
+    seen = []
+
+    class Look(Handler):
+        def connection_made(self, conn):
+            before = _calls(conn).get("getsockname", 0)
+            first, second = conn.local_address, conn.local_address
+            seen.append((before, first, second, _calls(conn).get("getsockname", 0)))
+    lst, s, made = accepted(Look(), host="0.0.0.0")
+    assert lst.address == "0.0.0.0"
+    wait_until(lambda: seen)
+    assert seen[0] == (0, "127.0.0.1", "127.0.0.1", 1)  # asked once, when first read
+    assert made[0].info["local_address"] == "127.0.0.1"
+
+
+def test_a_connections_address_first_read_after_its_close_is_the_listeners(accepted):
+    lst, s, made = accepted(host="0.0.0.0")
+    wait_until(lambda: made)
+    s.close()  # the peer ends it: the socket closes before anybody read the address
+    wait_until(lambda: made[0].state == "lost")
+    assert made[0].local_address == "0.0.0.0"
+

@@ -107,7 +107,8 @@ class Connection:
     id: str
     remote_address: str
     remote_port: int
-    local_address: str
+    @property
+    def local_address(self) -> str: ...
     local_port: int
     listener: Optional[Listener]
     framer: Any
@@ -193,6 +194,7 @@ class Listener:
     executor: SerialExecutor
     serialize: bool
     sock: socket.socket
+    address: str
     port: int
     def __init__(self, port: int = 0, on_connection: Optional[Callable[[Connection], Any]] = None,
                  host: str = "", framing: _Framing = b"\0", max_message_size: int = ...,

@@ -144,7 +144,7 @@ class Connection(ConnectionLife):
     # it). __init__ sets 28; request() adds _callers, which holds what only requests need.
     # _ATTRIBUTE_NAMES names all 29 (see _reserve_names() below).
     _callers = None      # a _CallerReads once a request() came (see CALLER_READS)
-    _ATTRIBUTE_NAMES = ("sock", "daemon", "remote_address", "remote_port", "local_address", "local_port", "id",
+    _ATTRIBUTE_NAMES = ("sock", "daemon", "remote_address", "remote_port", "_local_address", "local_port", "id",
                         "listener", "framer", "encoding", "errors", "_inbound", "_handler", "executor",
                         "send_timeout", "_state", "delivering", "close_reason", "_lock", "_waiters",
                         "_read_timeout", "_last_activity", "_deadline", "_linger_until", "_closing_event",
@@ -163,9 +163,12 @@ class Connection(ConnectionLife):
         set_keepalive(sock)
         if peer is None:  # a listener passes the address accept() returned: one system call less
             peer = sock.getpeername()
-        local = sock.getsockname()
         self.remote_address, self.remote_port = plain_address(peer[0]), int(peer[1])  # IPv4: a dotted quad
-        self.local_address, self.local_port = plain_address(local[0]), int(local[1])
+        if listener is not None:  # its port; its address too, unless it listens on all (see local_address)
+            self._local_address, self.local_port = listener._connections_address, listener.port
+        else:
+            local = sock.getsockname()
+            self._local_address, self.local_port = plain_address(local[0]), int(local[1])
         self.id = "c%d" % next(_ids)
         self.listener = listener
         self.framer = make_framer(framing, max_message_size)
@@ -187,6 +190,22 @@ class Connection(ConnectionLife):
     # -- handler and options -------------------------------------------------
 
     handler = handler_property(as_handler)
+
+    @property
+    def local_address(self):
+        """This end's address.  For a connection of a listener on all addresses the system is
+        asked when this is first read; first read once the socket has closed, it is the
+        listener's address as bound ("0.0.0.0" or "::")."""
+        address = self._local_address
+        if address is None:
+            # (not asked for every connection: on a busy server that system call lets the other
+            # threads run, and asking it cost 5 % more CPU time per short connection)
+            try:
+                address = plain_address(self.sock.getsockname()[0])
+            except NETWORK_ERRORS:  # closed: the system cannot tell any more
+                address = self.listener.address
+            self._local_address = address
+        return address
 
     @property
     def info(self):

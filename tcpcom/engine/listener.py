@@ -64,7 +64,9 @@ class Listener(object):
     ``kern.ipc.somaxconn``, 128; raise that setting for larger bursts).
 
     The socket is bound in the constructor, so ``port`` is known at once
-    (pass 0 to let the system choose); :class:`PortInUseError` if it is taken.
+    (pass 0 to let the system choose), and ``address``, the address it is
+    bound to ("0.0.0.0" or "::" for all); :class:`PortInUseError` if the
+    port is taken.
     """
 
     def __init__(self, port=0, on_connection=None, host="", framing=b"\0",
@@ -103,7 +105,10 @@ class Listener(object):
         self._thread = None
         sock = bind_socket(host, port, socket.SOCK_STREAM, reuse_address=True, backlog=backlog, dual_stack=True)
         self.sock = sock
-        self.port = sock.getsockname()[1]
+        bound = sock.getsockname()
+        self.address, self.port = plain_address(bound[0]), bound[1]
+        # its connections' local address: this one, unless it listens on all (then each asks)
+        self._connections_address = None if self.address in ("0.0.0.0", "::") else self.address
         if start:
             self.start()
 
