@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from helpers import DEADLINE, engine_threads, raw_client, read_to_eof, wait_until
-from tcpcom.engine import Handler, Listener, lifecycle
+from tcpcom.engine import Handler, Listener, connection, lifecycle
 from tcpcom.engine.deadlines import watchdog
 from tcpcom.httpserver import HTTPListener
 
@@ -304,3 +304,28 @@ def test_a_connections_address_first_read_after_its_close_is_the_listeners(accep
     wait_until(lambda: made[0].state == "lost")
     assert made[0].local_address == "0.0.0.0"
 
+
+@pytest.mark.skipif(not connection._CLOSE_SENDS_END, reason="Python 2 and Jython shut down, then read the end")
+def test_a_close_without_linger_from_a_callback_ends_with_no_shutdown_and_no_read_of_the_end(accepted):
+    """The HTTP server's close after a Connection: close request, at the engine: the reader
+    thread closes the socket when the callback returns (the close sends the FIN); the peer
+    reads everything, then the end (not a reset), and the closing event comes once."""
+    class ReplyAndClose(Handler):
+        def __init__(self):
+            Handler.__init__(self)
+            self.lost = []
+
+        def message_received(self, conn, message):
+            conn.send(b"bye")
+            conn.close(None, linger=False)
+
+        def connection_lost(self, conn, reason):
+            self.lost.append(reason)
+    h = ReplyAndClose()
+    lst, s, made = accepted(h, host="127.0.0.1")
+    s.sendall(b"go")
+    assert read_to_eof(s) == b"bye"
+    wait_until(lambda: made[0].state == "closed")
+    assert h.lost == [None]
+    calls = _calls(made[0])
+    assert calls.get("shutdown", 0) == 0 and calls.get("recv", 0) == 1, dict(calls)

@@ -10,7 +10,7 @@ import logging
 import select
 import threading
 
-from .._compat import JYTHON, LOSSLESS_ERRORS, get_ident, monotonic, set_keepalive, set_nodelay
+from .._compat import JYTHON, LOSSLESS_ERRORS, PY2, get_ident, monotonic, set_keepalive, set_nodelay
 from ..diagnostics import excerpt
 from ..dispatch import SerialExecutor, call_logged, call_text, callable_name
 from ..framing import DEFAULT_MAX_MESSAGE_SIZE, MessageTooLarge, make_framer
@@ -37,6 +37,9 @@ _ids = itertools.count(1)
 CALLER_READS = None if JYTHON or not hasattr(select, "poll") else 0.005
 #: a request() that reads its reply itself looks this often (s) whether it was closed meanwhile
 READ_SLICE = 0.05
+#: a close() alone sends the end of the stream at once (Python 2 closes the descriptor only when
+#: the last reference to it goes -- the read loop holds one -- and Jython's close is asynchronous)
+_CLOSE_SENDS_END = not (PY2 or JYTHON)
 
 
 class Handler(object):
@@ -84,8 +87,8 @@ class FunctionHandler(object):
 
 class _CallerReads(object):
     """What a connection's request() callers and its reader thread share (see CALLER_READS);
-    one object, made on the first request(), so that a connection keeps its attributes compact
-    (see Connection)."""
+    one object, made on the first request() (or by a close without linger on the reader thread,
+    for ``eof``), so that a connection keeps its attributes compact (see Connection)."""
 
     __slots__ = ("park_next", "requests", "unpark", "eof", "unread", "owed", "owing")
 
@@ -93,7 +96,8 @@ class _CallerReads(object):
         self.park_next = False  # a request() asks the reader thread to leave the socket to callers
         self.requests = 0       # requests whose callers read their replies themselves
         self.unpark = None      # an Event while the reader thread is parked
-        self.eof = None         # (reason,): a request()'s read saw the end; the read loop ends it
+        self.eof = None         # (reason,): a request()'s read saw the end (or a callback on the reader
+        #                         thread closed without linger); the read loop ends it
         self.unread = None      # what callers read, queued for the handler (see _received)
         self.owed = False       # closed from outside the handler's callbacks: what callers read still comes
         self.owing = False      # (under the connection's _lock) what callers read is being delivered
@@ -342,6 +346,21 @@ class Connection(ConnectionLife):
         # what a caller read while this thread waited for the socket (its reply came later
         # than CALLER_READS): delivered now, not when the peer next sends
         self.executor.run_deferred()
+
+    def _reads_here(self):
+        # the reader thread, in a callback, holding the socket (parked, it has left it to
+        # request() callers, and the shutdown must wake a caller's read)
+        if _CLOSE_SENDS_END and readers.get(get_ident()) is self:
+            callers = self._callers
+            return callers is None or callers.unpark is None
+        return False
+
+    def _end_reading(self):
+        # the read loop sees the end (as of a request()'s read) and ends when the callback returns
+        callers = self._callers
+        if callers is None:
+            callers = self._callers = _CallerReads()
+        callers.eof = (None,)
 
     def _resume_reader(self):
         """The connection is ending: a parked reader thread takes over again (to linger or end)."""

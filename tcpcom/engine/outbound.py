@@ -163,9 +163,10 @@ class Outbound(object):
             except Exception as e:
                 log.debug("shutdown for writing failed: %s", e)
 
-    def end_now(self):
-        """End the stream and the reading at once, if no send is under way (then True)."""
-        return self._end(shutdown_both, True)
+    def end_now(self, shutdown=True):
+        """End the stream and the reading at once, if no send is under way (then True).
+        ``shutdown`` False: the reader thread itself closes the socket next, which ends both."""
+        return self._end(shutdown_both if shutdown else None, True)
 
     def owe_fin(self):
         """End the stream after the send under way, if any; does not wait for it."""
@@ -186,7 +187,8 @@ class Outbound(object):
             if always or self._fin_owed:
                 self._fin_owed = False
                 self.wrote_end = True
-                shutdown(self.sock)
+                if shutdown is not None:
+                    shutdown(self.sock)
         except Exception as e:
             log.debug("shutdown failed: %s", e)
         finally:
