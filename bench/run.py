@@ -474,10 +474,11 @@ def _fig_http(P, R, keep):
              ("ours: tcpcom.http HTTPServer", "http-tcpcom"),
              ("ours: tcpcom.httpserver HTTPListener", "http-listener")]
     t = Table("Figure 6%s: HTTP, a small page, %d requests from %d client threads in %d process(es), %s "
-              "(unpinned; median of %d interleaved rounds; server CPU: its user + system time per request)"
+              "(unpinned; median of %d interleaved rounds; server CPU: its user + system time per request; "
+              "switches: the server's context switches per request, all threads)"
               % ("b" if keep else "", H["n"], H["threads"], H.get("procs", 1), mode, H["rounds"]),
-              ["server", "requests/s", "failures", "server CPU us/request", "x ThreadingHTTPServer",
-               "CPU x ThreadingHTTPServer", "x (a)", "x (c)"])
+              ["server", "requests/s", "failures", "server CPU us/request", "switches/request",
+               "x ThreadingHTTPServer", "CPU x ThreadingHTTPServer", "x (a)", "x (c)"])
     rows = {}
     notes = []
     for _ in range(H["rounds"]):  # interleaved rounds, a fresh server each; medians
@@ -495,28 +496,31 @@ def _fig_http(P, R, keep):
             r = client("http", "raw", srv.port, dict(H, n=H["n"] // H["rounds"]), None)
             cpu = proc_cpu_s(srv.proc.pid) - cpu0  # the requests only, not the server's start
             srv.stop()
-            acc = rows.setdefault(label, {"rps_all": [], "cpu_us_all": [], "fails": 0, "ok": 0})
+            acc = rows.setdefault(label, {"rps_all": [], "cpu_us_all": [], "switches_all": [], "fails": 0, "ok": 0})
             if "error" in r:
                 acc["error"] = r["error"]
             else:
                 acc["rps_all"].append(r["rps"])
                 if r["ok"]:
                     acc["cpu_us_all"].append(cpu / r["ok"] * 1e6)
+                    if "switches" in srv.stats:
+                        acc["switches_all"].append(srv.stats["switches"] / float(r["ok"]))
                 acc["fails"] += r["fails"]
                 acc["ok"] += r["ok"]
     for r in rows.values():
         if r is not None:
             r["rps"] = med(r["rps_all"])
             r["cpu_us"] = med(r["cpu_us_all"])
+            r["switches"] = med(r["switches_all"])
     base = lambda k, key="rps": (rows.get(kinds[k][0]) or {}).get(key)  # noqa: E731
     for label, sk in kinds:
         r = rows[label]
         if r is None:
-            t.add(label, "skipped: not importable", "", "", "", "", "", "")
+            t.add(label, "skipped: not importable", "", "", "", "", "", "", "")
             continue
         ours = label.startswith("ours")
         t.add(label, fmt(r.get("rps"), ".0f") if "error" not in r else r["error"], r.get("fails", "-"),
-              fmt(r.get("cpu_us"), ".0f"),
+              fmt(r.get("cpu_us"), ".0f"), fmt(r.get("switches"), ".1f"),
               fmt(ratio(r.get("rps"), base(0)), ".2f") if ours else "",
               fmt(ratio(r.get("cpu_us"), base(0, "cpu_us")), ".2f") if ours else "",
               fmt(ratio(r.get("rps"), base(1)), ".2f") if ours else "",

@@ -2,7 +2,7 @@
 
 Run as ``python3 bench/workers.py server KIND [--cpu N]`` (prints ``PORT n``,
 serves until stdin closes or says STOP, then prints one JSON line of stats:
-peak RSS from VmHWM, peak thread count) or ``python3 bench/workers.py client
+peak RSS from VmHWM, peak thread count, CPU time, context switches) or ``python3 bench/workers.py client
 JOB KIND PORT PARAMS_JSON [--cpu N]`` (prints one JSON line of results).
 
 The baselines live here too: (a) raw blocking sockets, a thread per
@@ -439,6 +439,7 @@ def server_main(kind):
         print("UNAVAILABLE %s" % e, flush=True)
         return
     rss_start = proc_status("VmRSS")  # set up, no connection yet: the scale figure's per-connection base
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
     print("PORT %d" % port, flush=True)
     for line in sys.stdin:  # bounded by the parent: it closes stdin when done
         if line.strip() == "STOP":
@@ -446,7 +447,10 @@ def server_main(kind):
     stop.set()
     ru = resource.getrusage(resource.RUSAGE_SELF)
     stats = {"hwm_kb": proc_status("VmHWM"), "threads_peak": max(peak[0], proc_status("Threads")),
-             "cpu_s": ru.ru_utime + ru.ru_stime, "rss_start_kb": rss_start}
+             "cpu_s": ru.ru_utime + ru.ru_stime, "rss_start_kb": rss_start,
+             # every thread's context switches (also of threads that ended) since it began to serve:
+             # a thread that waits -- for the GIL, a lock, the socket -- switches
+             "switches": ru.ru_nvcsw + ru.ru_nivcsw - ru0.ru_nvcsw - ru0.ru_nivcsw}
     try:
         close()
     except Exception as e:  # report, never hang the bench

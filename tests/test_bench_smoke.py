@@ -36,6 +36,11 @@ def test_quick_bench_prints_every_figure():
     ]
     for row in rows:
         assert "| " + row in out, row
+    # figure 6 counts each server's context switches per request (getrusage in the server)
+    fig6 = out.split("## Figure 6:")[1].split("\n\n")[0].splitlines()
+    assert "switches/request" in fig6[1], fig6
+    for line in fig6[3:]:
+        assert float(line.split("|")[5]) > 0, line
     # every baseline and our rows produced numbers, not errors
     assert "Error" not in out and "failed" not in out, out
     assert "## Targets" in out
