@@ -2,8 +2,9 @@
 
 Run as ``python3 bench/workers.py server KIND [--cpu N]`` (prints ``PORT n``,
 serves until stdin closes or says STOP, then prints one JSON line of stats:
-peak RSS from VmHWM, peak thread count, CPU time, context switches) or ``python3 bench/workers.py client
-JOB KIND PORT PARAMS_JSON [--cpu N]`` (prints one JSON line of results).
+peak RSS from VmHWM, peak thread count, CPU time, context switches) or
+``python3 bench/workers.py client JOB KIND PORT PARAMS_JSON [--cpu N]``
+(prints one JSON line of results).
 
 The baselines live here too: (a) raw blocking sockets, a thread per
 connection, handler inline; (c) an asyncio Protocol server; and the standard
