@@ -29,6 +29,11 @@ class Proc(helpers.Proc):
     def __init__(self, *args):
         helpers.Proc.__init__(self, ["-m", "tcpcom"] + list(args), keep_stdin=True)
 
+    def exits_with(self, code):
+        """Wait for the exit; fail with everything it printed unless its status is ``code``."""
+        status = self.finish()
+        assert status == code, "exit status %r, not %r; it printed:\n%s" % (status, code, "\n".join(self.lines))
+
 
 # -- item 6: one line for every wrong argument, and a non-zero status -------------------
 
@@ -117,8 +122,7 @@ def test_client_says_the_server_closed_the_connection_and_exits_without_waiting_
         p.type(u"hallo\n")
         assert rec.wait_messages(1) == ["hallo"]
         srv.disconnect()  # nothing more is typed: stdin stays open
-        code = p.finish()
-        assert code == 1
+        p.exits_with(1)
         p.wait_line(r"DISCONNECTED")
         p.wait_line(r"server closed the connection")
         assert "Traceback" not in "\n".join(p.lines) and "Fatal" not in "\n".join(p.lines)
@@ -149,7 +153,7 @@ def test_client_ended_with_ctrl_c_disconnects_and_exits_zero():
         p.type(u"eins\n")
         assert rec.wait_messages(1) == ["eins"]  # the client reads its input: connect() is over
         p.p.send_signal(signal.SIGINT)
-        assert p.finish() == 0
+        p.exits_with(0)
         p.wait_line(r"DISCONNECTED")
         rec.wait_state("LISTENING", 2)  # the server saw the client go
         assert "Traceback" not in "\n".join(p.lines)
@@ -238,7 +242,7 @@ def test_client_with_reconnect_comes_back_when_its_server_restarts_and_drops_wha
         srv.sendMessage(u"grüezi")
         p.wait_line(u"MESSAGE +grüezi")
         p.p.send_signal(signal.SIGINT)
-        assert p.finish() == 0
+        p.exits_with(0)
         assert count_lines(p, r"CONNECTED +127") == 2  # no duplicate CONNECTED
         assert count_lines(p, r"DISCONNECTED") == 2
         assert "Traceback" not in "\n".join(p.lines)
@@ -263,7 +267,7 @@ def test_client_with_reconnect_keeps_trying_a_server_that_is_not_there_yet():
         p.wait_line(r"CONNECTED +127")
         rec.wait_state("CONNECTED")
         p.p.send_signal(signal.SIGINT)
-        assert p.finish() == 0
+        p.exits_with(0)
         assert "Traceback" not in "\n".join(p.lines)
     finally:
         p.kill()
