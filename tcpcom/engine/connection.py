@@ -20,7 +20,7 @@ from .errors import NETWORK_ERRORS, ConnectionClosedError, ReadTimeout
 from .inbound import Inbound
 from .lifecycle import CLOSED, CLOSING, DELIVERING, LOST, OPEN, SENDING, ConnectionLife, always
 from .outbound import Outbound
-from .reading import RECV_SIZE, ReaderThread, Waiter, readers, set_current_reader
+from .reading import RECV_SIZE, ReaderThread, Waiter, current_reader, readers, set_current_reader
 from .sockets import plain_address, reset_error, set_recv_timeout, timed_out, wait_readable
 
 log = logging.getLogger("tcpcom.engine")
@@ -350,7 +350,7 @@ class Connection(ConnectionLife):
     def _reads_here(self):
         # the reader thread, in a callback, holding the socket (parked, it has left it to
         # request() callers, and the shutdown must wake a caller's read)
-        if _CLOSE_SENDS_END and readers.get(get_ident()) is self:
+        if _CLOSE_SENDS_END and current_reader() is self:
             callers = self._callers
             return callers is None or callers.unpark is None
         return False
