@@ -190,32 +190,16 @@ def serve_minimal(stop):
     return _thread_per_connection(stop, conn_loop)
 
 
-def serve_asyncio(stop):
-    """(c) an asyncio Protocol server, on its own event-loop thread."""
+def _serve_asyncio_protocol(protocol):
+    """An asyncio server of ``protocol`` on its own event-loop thread: (port, close)."""
     import asyncio
     ready = threading.Event()
     box = {}
 
-    class Proto(asyncio.Protocol):
-        def connection_made(self, transport):
-            self.t = transport
-            self.app = App()
-            self.split = Splitter().feed
-
-        def on_message(self, msg):  # the per-message handler
-            r = self.app.reply(msg)
-            if r is not None:
-                self.t.write(r.encode("utf-8", "surrogateescape") + b"\0")
-
-        def data_received(self, data):
-            on_message = self.on_message
-            for m in self.split(data):
-                on_message(m)
-
     def run():
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-        srv = loop.run_until_complete(loop.create_server(Proto, "127.0.0.1", 0, backlog=BACKLOG))
+        srv = loop.run_until_complete(loop.create_server(protocol, "127.0.0.1", 0, backlog=BACKLOG))
         box["port"] = srv.sockets[0].getsockname()[1]
         box["loop"] = loop
         ready.set()
@@ -234,6 +218,29 @@ def serve_asyncio(stop):
         t.join(10)
 
     return box["port"], close
+
+
+def serve_asyncio(stop):
+    """(c) an asyncio Protocol server, on its own event-loop thread."""
+    import asyncio
+
+    class Proto(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.t = transport
+            self.app = App()
+            self.split = Splitter().feed
+
+        def on_message(self, msg):  # the per-message handler
+            r = self.app.reply(msg)
+            if r is not None:
+                self.t.write(r.encode("utf-8", "surrogateescape") + b"\0")
+
+        def data_received(self, data):
+            on_message = self.on_message
+            for m in self.split(data):
+                on_message(m)
+
+    return _serve_asyncio_protocol(Proto)
 
 
 def serve_tcpserver(stop):
@@ -342,8 +349,6 @@ def serve_http_raw(stop):
 def serve_http_asyncio(stop):
     """(c) for HTTP: an asyncio Protocol that answers each request head and closes."""
     import asyncio
-    ready = threading.Event()
-    box = {}
     resp = _http_response(PAGE_BYTES)
 
     class Proto(asyncio.Protocol):
@@ -357,27 +362,7 @@ def serve_http_asyncio(stop):
                 self.t.write(resp)
                 self.t.close()
 
-    def run():
-        loop = asyncio.new_event_loop()
-        srv = loop.run_until_complete(loop.create_server(Proto, "127.0.0.1", 0, backlog=BACKLOG))
-        box["port"] = srv.sockets[0].getsockname()[1]
-        box["loop"] = loop
-        ready.set()
-        loop.run_forever()
-        srv.close()
-        loop.close()
-
-    t = threading.Thread(target=run)
-    t.daemon = True
-    t.start()
-    ready.wait(10)
-    loop = box["loop"]
-
-    def close():
-        loop.call_soon_threadsafe(loop.stop)
-        t.join(10)
-
-    return box["port"], close
+    return _serve_asyncio_protocol(Proto)
 
 
 def serve_http_tcpcom(stop):
