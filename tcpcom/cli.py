@@ -24,6 +24,7 @@ from ._version import __version__
 from .diagnostics import console_write
 from .engine import (NETWORK_ERRORS, OCCUPIED, ConnectError, ConnectionClosedError, ReconnectingConnection,
                      is_name_error, resolves)
+from .lifetime import interrupted
 from .tcp import TCPClient, TCPServer
 
 #: seconds the command waits for an event the library delivers from its own thread
@@ -130,8 +131,9 @@ def run_server(port, echo=False, host=""):
             return 1
         while not server.isTerminated():
             in_use.wait(0.5)  # a timeout: Ctrl-C interrupts only timed waits on Python 2 / Jython
-    except KeyboardInterrupt:
-        pass
+    except BaseException as e:
+        if not interrupted(e):
+            raise
     server.terminate()
     return 0
 
@@ -250,8 +252,9 @@ def run_client(host, port, lines=None, quiet=None):
                 break
             else:
                 client.sendMessage(item.rstrip("\r\n"))
-    except KeyboardInterrupt:
-        pass
+    except BaseException as e:
+        if not interrupted(e):
+            raise
     closing.append(True)
     client.disconnect()
     return code
@@ -343,8 +346,9 @@ def run_reconnecting_client(host, port, lines=None, quiet=None):
                 wait = keeper.next_dial_in
                 _advise("not connected: %r was not sent%s" % (
                     text, " (trying again in %.1f s)" % wait if wait is not None else " (connecting)"))
-    except KeyboardInterrupt:
-        pass
+    except BaseException as e:
+        if not interrupted(e):
+            raise
     keeper.close()
     keeper.wait_closed(EVENT_DEADLINE)
     keeper.executor.wait_idle(EVENT_DEADLINE)  # DISCONNECTED is printed before the program ends
@@ -452,6 +456,8 @@ def main(argv=None):
         sys.stderr.write("tcpcom: %s\n" % e)
         sys.stderr.flush()
         code = 2
-    except KeyboardInterrupt:  # Ctrl-C before the server or client was running
+    except BaseException as e:  # Ctrl-C before the server or client was running
+        if not interrupted(e):
+            raise
         code = 130
     sys.exit(code)

@@ -8,12 +8,13 @@ here.  What this module promises:
   at most ``EXIT_WAIT`` s, until they have delivered everything posted --
   a ``PORT_IN_USE`` on a script's last line is printed whole, every time.
 - **One Ctrl-C ends a script.**  A ``KeyboardInterrupt`` that ends the main
-  thread terminates every registered object before the interpreter waits
-  for the (non-daemon) server threads, so the process exits at once with
-  the usual status and the port is free.  A Ctrl-C after the script's last
-  line (the interpreter waits for the servers) does the same: every object
-  is terminated, its last events delivered, and the process ends by SIGINT
-  as an interrupted Python does.
+  thread (or the error Python's threading may turn it into, see
+  :func:`interrupted`) terminates every registered object before the
+  interpreter waits for the (non-daemon) server threads, so the process
+  exits at once with the usual status and the port is free.  A Ctrl-C
+  after the script's last line (the interpreter waits for the servers)
+  does the same: every object is terminated, its last events delivered,
+  and the process ends by SIGINT as an interrupted Python does.
 - **A server keeps a script alive after its last line** (the original's
   rule: its threads are non-daemon) -- except in an interactive session,
   where the threads are daemons and leaving the REPL (``exit()``, Ctrl-D)
@@ -74,6 +75,26 @@ def close_all():
             pass
 
 
+def interrupted(exc):
+    """True if ``exc`` is Ctrl-C's ``KeyboardInterrupt``, or was raised while one was being handled.
+
+    Python's threading is not safe from Ctrl-C at every instruction: landing
+    between a ``Condition``'s release and its re-acquire (inside
+    ``queue.Queue.get()``, ``Event.wait()``, ``Thread.start()``), the
+    ``KeyboardInterrupt`` comes out as ``RuntimeError: release unlocked
+    lock``, raised while handling it (CPython issues 78667 and 118433).
+    Where Ctrl-C means "stop", that error means it too.  (Python 2 chains no
+    exceptions: there only the KeyboardInterrupt itself is recognised.)
+    """
+    for _ in range(8):  # a chain is short; a cycle must not loop
+        if exc is None:
+            return False
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        exc = getattr(exc, "__context__", None)
+    return False
+
+
 def _at_exit():
     for closer in _closers:  # a Ctrl-C after the script's last line is still closing
         closer.join(EXIT_WAIT)
@@ -95,7 +116,7 @@ def _install():
     previous = sys.excepthook
 
     def excepthook(kind, value, tb):
-        if issubclass(kind, KeyboardInterrupt):
+        if issubclass(kind, KeyboardInterrupt) or interrupted(value):
             close_all()  # before the interpreter waits for the servers' threads
         previous(kind, value, tb)
 

@@ -21,7 +21,7 @@ from .dispatch import SerialExecutor, call_text, callable_name
 from .engine import (CLOSED, DEFAULT_CONNECT_TIMEOUT, DROPPED, OCCUPIED, ConnectError, ConnectionClosedError, Listener,
                      PortInUseError, ReconnectingConnection, check_callable, check_number, check_port, connect,
                      end_kind, local_addresses, watchdog)
-from .lifetime import close_all, keeps_alive, register  # noqa: F401  (close_all: tcpcom.tcp.close_all)
+from .lifetime import close_all, interrupted, keeps_alive, register  # noqa: F401  (close_all: tcpcom.tcp.close_all)
 from .framing import DEFAULT_MAX_MESSAGE_SIZE
 
 #: seconds terminate()/disconnect() wait for their last event to be delivered
@@ -367,8 +367,9 @@ class TCPServer(Face):
         try:
             while not self._terminated:
                 threading.Event().wait(0.5)
-        except KeyboardInterrupt:
-            pass
+        except BaseException as e:
+            if not interrupted(e):
+                raise
         self.terminate()
 
     @staticmethod

@@ -26,8 +26,8 @@ def run_cli(*args):
 class Proc(helpers.Proc):
     """A CLI process (``python3 -m tcpcom ARGS``) whose stdin stays open (a user who has not typed yet)."""
 
-    def __init__(self, *args):
-        helpers.Proc.__init__(self, ["-m", "tcpcom"] + list(args), keep_stdin=True)
+    def __init__(self, *args, python=("-m", "tcpcom")):
+        helpers.Proc.__init__(self, list(python) + list(args), keep_stdin=True)
 
     def exits_with(self, code):
         """Wait for the exit; fail with everything it printed unless its status is ``code``."""
@@ -273,6 +273,47 @@ def test_client_with_reconnect_keeps_trying_a_server_that_is_not_there_yet():
         p.kill()
         if srv is not None:
             srv.terminate()
+
+
+#: ``python -c CTRL_C_IN_A_WAIT WAIT COMMAND...``: the CLI, where the main thread's first timed
+#: wait of 0.5 s (``Event.wait`` or ``Queue.get``) is hit by Ctrl-C in the form Python's
+#: threading may give it -- landing between a Condition's release and its re-acquire, the
+#: ``with`` around the wait raises "release unlocked lock" while handling the KeyboardInterrupt
+#: (CPython issues 78667, 118433; how test_client_with_reconnect_keeps_trying... failed in CI)
+CTRL_C_IN_A_WAIT = (
+    "import queue, sys, threading\n"
+    "owner, name = {'Event.wait': (threading.Event, 'wait'), 'Queue.get': (queue.Queue, 'get')}[sys.argv[1]]\n"
+    "original = getattr(owner, name)\n"
+    "def wait(self, *args):\n"
+    "    if args[-1:] == (0.5,) and threading.current_thread() is threading.main_thread():\n"
+    "        try:\n"
+    "            raise KeyboardInterrupt\n"
+    "        except KeyboardInterrupt:\n"
+    "            raise RuntimeError('release unlocked lock')\n"
+    "    return original(self, *args)\n"
+    "setattr(owner, name, wait)\n"
+    "from tcpcom.cli import main\n"
+    "main(sys.argv[2:])\n")
+
+
+@pytest.mark.parametrize("wait,args,last", [
+    ("Event.wait", ["server", "0", "--host", "127.0.0.1"], "TERMINATED"),
+    ("Queue.get", ["client", "127.0.0.1", "PORT"], "DISCONNECTED"),
+    ("Queue.get", ["client", "127.0.0.1", "PORT", "--reconnect"], "DISCONNECTED")],
+    ids=["server", "client", "client --reconnect"])
+def test_ctrl_c_ends_the_command_cleanly_also_as_the_error_python_threading_turns_it_into(wait, args, last):
+    srv = TCPServer(0, None, host="127.0.0.1")
+    try:
+        args = [str(srv.getPort()) if a == "PORT" else a for a in args]
+        p = Proc(wait, *args, python=("-c", CTRL_C_IN_A_WAIT))
+        try:
+            p.exits_with(0)  # (before: 1 and a traceback, or a server that went on)
+            assert "Traceback" not in "\n".join(p.lines), p.lines
+            assert re.search(r"^\w+ +%s" % last, p.lines[-1]), p.lines
+        finally:
+            p.kill()
+    finally:
+        srv.terminate()
 
 
 def test_client_with_reconnect_ends_at_the_end_of_its_input():

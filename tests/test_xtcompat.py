@@ -819,6 +819,21 @@ def test_run_forever_until_stop_all_from_an_event(script):
         peer.close()
 
 
+def test_run_forever_takes_ctrl_c_also_as_the_error_python_threading_turns_it_into(script, monkeypatch):
+    # Ctrl-C landing inside Event.wait() between its lock's release and re-acquire comes out
+    # as "RuntimeError: release unlocked lock", raised while handling the KeyboardInterrupt
+    def wait(timeout=None):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise RuntimeError("release unlocked lock")
+
+    lid, port = listen()
+    monkeypatch.setattr(api._face.stop_requested, "wait", wait)
+    assert XTRunForever() == "interrupted"
+    assert XTGetListenerPort(lid) == 0 and len(api._face.listeners) == 0
+
+
 def test_run_forever_with_a_timeout_stops_everything(script):
     lid, port = listen()
     c = raw_client(port)

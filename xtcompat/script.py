@@ -7,6 +7,7 @@ import logging
 from tcpcom._compat import monotonic
 from tcpcom.diagnostics import excerpt
 from tcpcom.dispatch import SerialExecutor
+from tcpcom.lifetime import interrupted
 
 from .face import face
 
@@ -69,7 +70,9 @@ def XTRunForever(timeout=None):
                 how = "timeout"
                 break
             face.stop_requested.wait(left)
-    except KeyboardInterrupt:
+    except BaseException as e:
+        if not interrupted(e):
+            raise
         how = "interrupted"
         log.info("Ctrl-C: stopping every listener and connection")
     XTStopAll()
