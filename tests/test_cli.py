@@ -10,7 +10,7 @@ import threading
 import pytest
 
 import helpers
-from helpers import DEADLINE, ENV, ROOT, Recorder
+from helpers import CTRL_C_AS_AN_ERROR, DEADLINE, ENV, ROOT, Recorder
 from tcpcom import TCPServer
 
 
@@ -277,19 +277,16 @@ def test_client_with_reconnect_keeps_trying_a_server_that_is_not_there_yet():
 
 #: ``python -c CTRL_C_IN_A_WAIT WAIT COMMAND...``: the CLI, where the main thread's first timed
 #: wait of 0.5 s (``Event.wait`` or ``Queue.get``) is hit by Ctrl-C in the form Python's
-#: threading may give it -- landing between a Condition's release and its re-acquire, the
-#: ``with`` around the wait raises "release unlocked lock" while handling the KeyboardInterrupt
-#: (CPython issues 78667, 118433; how test_client_with_reconnect_keeps_trying... failed in CI)
+#: threading may give it (helpers.CTRL_C_AS_AN_ERROR; how test_client_with_reconnect_keeps_trying...
+#: failed in CI)
 CTRL_C_IN_A_WAIT = (
     "import queue, sys, threading\n"
+    + CTRL_C_AS_AN_ERROR +
     "owner, name = {'Event.wait': (threading.Event, 'wait'), 'Queue.get': (queue.Queue, 'get')}[sys.argv[1]]\n"
     "original = getattr(owner, name)\n"
     "def wait(self, *args):\n"
     "    if args[-1:] == (0.5,) and threading.current_thread() is threading.main_thread():\n"
-    "        try:\n"
-    "            raise KeyboardInterrupt\n"
-    "        except KeyboardInterrupt:\n"
-    "            raise RuntimeError('release unlocked lock')\n"
+    "        ctrl_c()\n"
     "    return original(self, *args)\n"
     "setattr(owner, name, wait)\n"
     "from tcpcom.cli import main\n"

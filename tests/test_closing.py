@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from helpers import (DEADLINE, ENV, ROOT, Proc, Recorder, engine_threads, raw_client, read_to_eof, recv_until,
-                     wait_until)
+from helpers import (CTRL_C_AS_AN_ERROR, DEADLINE, ENV, ROOT, Proc, Recorder, ctrl_c, engine_threads, raw_client,
+                     read_to_eof, recv_until, wait_until)
 from tcpcom import TCPClient, TCPServer
 from tcpcom.engine import Connection, Handler, Listener, connect
 from tcpcom.engine.listener import PEER_GONE_WAIT
@@ -509,16 +509,6 @@ def test_one_ctrl_c_ends_a_script_with_live_servers_and_clients(wait):
     assert took < DEADLINE
 
 
-def _ctrl_c_as_python_threading_may_raise_it():
-    # Ctrl-C landing between a Condition's release and its re-acquire (in Queue.get(),
-    # Event.wait(), Thread.start()): the ``with`` around the wait then raises this while
-    # handling the KeyboardInterrupt (CPython issues 78667 and 118433; CI saw it in the CLI)
-    try:
-        raise KeyboardInterrupt
-    except KeyboardInterrupt:
-        raise RuntimeError("release unlocked lock")
-
-
 def test_interrupted_knows_ctrl_c_also_as_the_error_python_threading_turns_it_into():
     def caught(fn):
         try:
@@ -535,12 +525,12 @@ def test_interrupted_knows_ctrl_c_also_as_the_error_python_threading_turns_it_in
 
     def deeper():
         try:
-            _ctrl_c_as_python_threading_may_raise_it()
+            ctrl_c()
         except RuntimeError:
             raise ValueError("a handler that failed too")
 
     assert interrupted(KeyboardInterrupt())
-    assert interrupted(caught(_ctrl_c_as_python_threading_may_raise_it))
+    assert interrupted(caught(ctrl_c))
     assert interrupted(caught(deeper))
     assert not interrupted(RuntimeError("release unlocked lock"))
     assert not interrupted(caught(after_a_handled_ctrl_c))  # that Ctrl-C was over
@@ -551,28 +541,20 @@ def test_interrupted_knows_ctrl_c_also_as_the_error_python_threading_turns_it_in
     assert not interrupted(loop)
 
 
-#: the script's main thread is stopped by Ctrl-C in the form Python's threading may give it
-_CTRL_C_AS_AN_ERROR = ("def ctrl_c():\n"
-                       "    try:\n"
-                       "        raise KeyboardInterrupt\n"
-                       "    except KeyboardInterrupt:\n"
-                       "        raise RuntimeError('release unlocked lock')\n")
-
-
 def test_one_ctrl_c_ends_a_script_also_as_the_error_python_threading_turns_it_into():
     code = ("from tcpcom import *\n"
             "def show(state, msg): print(state, flush=True)\n"
             "server = TCPServer(0, show, host='127.0.0.1')\n"
             "client = TCPClient('127.0.0.1', server.getPort(), show)\n"
             "client.connect()\n"
-            + _CTRL_C_AS_AN_ERROR + "ctrl_c()\n")
+            + CTRL_C_AS_AN_ERROR + "ctrl_c()\n")
     rc, out, err = _script(code)  # (before: it waited for the server's threads, for good)
     assert rc == 1 and "release unlocked lock" in err, (rc, out, err)  # Python's own report stays
     assert "TERMINATED" in out.split() and "DISCONNECTED" in out.split(), (out, err)
 
 
 def test_loop_forever_takes_ctrl_c_also_as_the_error_python_threading_turns_it_into():
-    code = (_SERVER + _CTRL_C_AS_AN_ERROR
+    code = (_SERVER + CTRL_C_AS_AN_ERROR
             + "import threading\n"
               "_wait = threading.Event.wait\n"
               "def wait(self, timeout=None):  # loopForever's wait, on the main thread\n"

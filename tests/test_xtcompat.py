@@ -13,7 +13,7 @@ import types
 
 import pytest
 
-from helpers import DEADLINE, OverlapMeter, Proc, raw_client, wait_until
+from helpers import DEADLINE, OverlapMeter, Proc, ctrl_c, raw_client, wait_until
 from netutil import NetNS, loopback_multicast_ok, netns_available
 import xtcompat
 from xtcompat import *  # noqa: F401,F403  -- as a ported script does
@@ -820,16 +820,8 @@ def test_run_forever_until_stop_all_from_an_event(script):
 
 
 def test_run_forever_takes_ctrl_c_also_as_the_error_python_threading_turns_it_into(script, monkeypatch):
-    # Ctrl-C landing inside Event.wait() between its lock's release and re-acquire comes out
-    # as "RuntimeError: release unlocked lock", raised while handling the KeyboardInterrupt
-    def wait(timeout=None):
-        try:
-            raise KeyboardInterrupt
-        except KeyboardInterrupt:
-            raise RuntimeError("release unlocked lock")
-
     lid, port = listen()
-    monkeypatch.setattr(api._face.stop_requested, "wait", wait)
+    monkeypatch.setattr(api._face.stop_requested, "wait", lambda timeout=None: ctrl_c())  # see helpers
     assert XTRunForever() == "interrupted"
     assert XTGetListenerPort(lid) == 0 and len(api._face.listeners) == 0
 
